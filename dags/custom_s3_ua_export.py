@@ -1,0 +1,66 @@
+"""
+### Custom S3 UA export: `ua_events` and `campaign_performance` to any S3-compatible store
+
+Every day at **04:00 UTC** this DAG exports the previous UTC day for each configured
+destination: UA events *recorded* (`created_at`) in `[D 00:00:00, D+1 00:00:00)`, and the
+campaign performance metrics whose `date` is D (with derived `cpi_usd`, `cpc_usd`, `cpm_usd`,
+`ctr`, `icr`, `ipm`). Stores: AWS S3, MinIO, SeaweedFS, DigitalOcean Spaces, Wasabi, Backblaze
+B2, Cloudflare R2 — endpoint URL, region, addressing style and CA bundle come from the
+destination's Airflow `aws` connection.
+
+* **Destinations** come from `include/destinations/custom_s3_ua_export.yaml`, or the Airflow
+  Variable `custom_s3_ua_export_destinations` when set (same schema; read at run time).
+* **Re-export days**: `airflow backfill create --dag-id custom_s3_ua_export --from-date A --to-date B`.
+* **Range export**: trigger with `date_from` / `date_to` (UTC dates, inclusive).
+
+**Triage**: a failed `check_destination` names the destination, connection, bucket and the
+store's error code (endpoint, TLS/CA, credentials or policy). A failed `export_tables` left
+no partial object; clear it to retry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pendulum
+from airflow.sdk import dag, task_group
+
+from subscription_exports.integrations import CUSTOM_S3_UA_EXPORT
+from subscription_exports.tasks import (
+    check_destination,
+    export_tables,
+    load_destinations,
+    range_params,
+    resolve_window,
+)
+from subscription_exports.timetable import CalendarDayTimetable
+
+
+@dag(
+    dag_id=CUSTOM_S3_UA_EXPORT.dag_id,
+    schedule=CalendarDayTimetable(run_at=dt.time(4, 0)),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=4,
+    params=range_params(),
+    default_args={
+        "retries": 3,
+        "retry_delay": dt.timedelta(minutes=1),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": dt.timedelta(minutes=30),
+    },
+    tags=["export", "s3", "user-acquisition"],
+    doc_md=__doc__,
+)
+def custom_s3_ua_export():
+    window = resolve_window()
+
+    @task_group(group_id="destination")
+    def per_destination(destination):
+        checked = check_destination(destination, integration_id=CUSTOM_S3_UA_EXPORT.dag_id)
+        export_tables(checked, window, integration_id=CUSTOM_S3_UA_EXPORT.dag_id)
+
+    per_destination.expand(destination=load_destinations(CUSTOM_S3_UA_EXPORT.dag_id))
+
+
+custom_s3_ua_export()

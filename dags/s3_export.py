@@ -1,0 +1,65 @@
+"""
+### Amazon S3 export: subscription `events` and `paywall_visits`
+
+Every day at **04:00 UTC** this DAG exports the previous UTC day — every row *recorded*
+(`created_at`) in `[D 00:00:00, D+1 00:00:00)` — for each configured destination, as CSV
+files of the documented shape, plus a JSON manifest beside each file.
+
+* **Destinations** come from `include/destinations/s3_export.yaml`, or the Airflow Variable
+  `s3_export_destinations` when set (same schema; read at run time).
+* **Re-export days**: `airflow backfill create --dag-id s3_export --from-date A --to-date B`
+  rewrites days A..B under their own keys (idempotent).
+* **Range export**: trigger with `date_from` / `date_to` (UTC dates, inclusive) for one file
+  per table covering the range, under its own key.
+
+**Triage**: a failed `check_destination` names the destination, connection, bucket and the
+store's error code (fix credentials/bucket/policy, then clear the task). A failed
+`export_tables` left no partial object; clear it to retry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pendulum
+from airflow.sdk import dag, task_group
+
+from subscription_exports.integrations import S3_EXPORT
+from subscription_exports.tasks import (
+    check_destination,
+    export_tables,
+    load_destinations,
+    range_params,
+    resolve_window,
+)
+from subscription_exports.timetable import CalendarDayTimetable
+
+
+@dag(
+    dag_id=S3_EXPORT.dag_id,
+    schedule=CalendarDayTimetable(run_at=dt.time(4, 0)),
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=4,
+    params=range_params(),
+    default_args={
+        "retries": 3,
+        "retry_delay": dt.timedelta(minutes=1),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": dt.timedelta(minutes=30),
+    },
+    tags=["export", "s3", "subscriptions"],
+    doc_md=__doc__,
+)
+def s3_export():
+    window = resolve_window()
+
+    @task_group(group_id="destination")
+    def per_destination(destination):
+        checked = check_destination(destination, integration_id=S3_EXPORT.dag_id)
+        export_tables(checked, window, integration_id=S3_EXPORT.dag_id)
+
+    per_destination.expand(destination=load_destinations(S3_EXPORT.dag_id))
+
+
+s3_export()

@@ -1,0 +1,56 @@
+-- ua_events: user-acquisition events recorded (created_at) in [window_start, window_end), one app.
+-- Bound parameters: app_id, window_start, window_end, event_types, exclude_historical, include_without_profile.
+SELECT
+    u.profile_id,
+    u.event_type,
+    u.event_datetime,
+    u.campaign_id,
+    c.campaign_name,
+    u.adset_id,
+    u.adset_name,
+    u.ad_id,
+    u.ad_name,
+    c.platform,
+    u.attribution_source,
+    u.attribution_network_user_id,
+    u.attribution_status,
+    u.attribution_channel,
+    u.attribution_campaign,
+    u.attribution_ad_group,
+    u.attribution_ad_set,
+    u.attribution_creative,
+    u.click_datetime,
+    u.install_datetime,
+    u.conversion_datetime,
+    u.conversion_type,
+    u.conversion_value_usd,
+    u.conversion_value_local,
+    u.currency,
+    u.country,
+    u.device_type,
+    u.os_version,
+    u.app_version,
+    u.user_agent,
+    u.ip_address,
+    u.idfa,
+    u.idfv,
+    u.advertising_id,
+    u.android_id,
+    u.android_app_set_id,
+    u.device,
+    u.custom_parameters,
+    p.attributes
+FROM ua_events AS u
+LEFT JOIN ua_campaigns AS c
+    ON c.app_id = u.app_id AND c.campaign_id = u.campaign_id
+LEFT JOIN profiles AS p
+    ON p.profile_id = u.profile_id AND p.app_id = u.app_id
+WHERE u.app_id = :app_id
+    AND u.created_at >= :window_start
+    AND u.created_at < :window_end
+    AND lower(u.event_type) IN (SELECT value FROM json_each(:event_types))
+    -- UA events not linked to a profile
+    AND (u.profile_id IS NOT NULL OR :include_without_profile = 1)
+    -- historical events: happened before their campaign was set up
+    AND (:exclude_historical = 0 OR c.created_at IS NULL OR u.event_datetime >= c.created_at)
+ORDER BY u.created_at, u.ua_event_id

@@ -1,0 +1,1 @@
+"""Daily subscription-data exports to S3: the package behind the export DAGs."""

@@ -1,0 +1,270 @@
+"""Destinations: validated configuration, never code.
+
+A destination file lives at ``include/destinations/<dag_id>.yaml``; an Airflow
+Variable ``<dag_id>_destinations`` (JSON or YAML, same schema) overrides it at
+run time. Every problem is reported as one line naming the destination and the
+field, so a typo in a customer's settings is found before anything is written.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from subscription_exports.integrations import Integration
+
+INCLUDE_DIR = Path(__file__).resolve().parents[2] / "include"
+
+DEFAULT_KEY_TEMPLATE = "{table}/dt={date}/{table}_{date}.{ext}"
+DEFAULT_RANGE_KEY_TEMPLATE = "{table}/manual/{date_from}_{date_to}/{table}_{date_from}_{date_to}.{ext}"
+KEY_FIELDS = {"table", "date", "date_from", "date_to", "app_id", "destination", "ext"}
+
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_CONN_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,250}$")
+
+
+class ConfigError(ValueError):
+    """A destination configuration problem, phrased as one line for the user."""
+
+
+def _check_path_part(value: str, what: str) -> str:
+    if value.startswith("/"):
+        raise ValueError(f"{what} must not start with '/'")
+    parts = value.split("/")
+    if any(p in {"..", "."} for p in parts):
+        raise ValueError(f"{what} must not contain '.' or '..' segments")
+    if any(p == "" for p in parts[:-1]) or "\\" in value:
+        raise ValueError(f"{what} must not contain empty segments or backslashes")
+    if any(ord(ch) < 32 for ch in value):
+        raise ValueError(f"{what} must not contain control characters")
+    return value.rstrip("/")
+
+
+def _check_key_template(template: str, required: set[str]) -> str:
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as exc:
+        raise ValueError(f"malformed template: {exc}") from None
+    unknown = fields - KEY_FIELDS
+    if unknown:
+        raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; allowed: {sorted(KEY_FIELDS)}")
+    missing = required - fields
+    if missing:
+        raise ValueError(f"must contain {sorted('{' + m + '}' for m in missing)} so every export gets its own key")
+    sample = template.format(
+        table="t", date="2026-01-01", date_from="2026-01-01", date_to="2026-01-02", app_id="a", destination="d", ext="csv"
+    )
+    _check_path_part(sample, "the key")
+    return template
+
+
+class ServerSideEncryption(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: Literal["AES256", "aws:kms"]
+    kms_key_id: str | None = None
+
+    @model_validator(mode="after")
+    def _kms_only(self) -> ServerSideEncryption:
+        if self.kms_key_id and self.type != "aws:kms":
+            raise ValueError("kms_key_id is only valid with type 'aws:kms'")
+        return self
+
+
+class Destination(BaseModel):
+    """One customer/app destination of an integration type."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    conn_id: str
+    bucket: str
+    folder: str = ""
+    app_id: str
+    tables: tuple[str, ...]
+    event_types: tuple[str, ...] = ("all",)
+    rename_event_types: dict[str, str] = Field(default_factory=dict)
+    exclude_historical_events: bool = True
+    include_events_without_profile: bool = False
+    send_user_attributes: bool = False
+    gzip: bool = False
+    key_template: str = DEFAULT_KEY_TEMPLATE
+    range_key_template: str = DEFAULT_RANGE_KEY_TEMPLATE
+    server_side_encryption: ServerSideEncryption | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME_RE.match(v):
+            raise ValueError("use letters, digits, '.', '_' or '-' (max 100), starting with a letter or digit")
+        return v
+
+    @field_validator("conn_id")
+    @classmethod
+    def _conn_id(cls, v: str) -> str:
+        if not _CONN_ID_RE.match(v):
+            raise ValueError("not a valid Airflow connection id")
+        return v
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, v: str) -> str:
+        bucket, _, prefix = v.partition("/")
+        if not _BUCKET_RE.match(bucket) or ".." in bucket or re.match(r"^\d+\.\d+\.\d+\.\d+$", bucket):
+            raise ValueError(
+                f"invalid S3 bucket name {bucket!r}: 3-63 lower-case letters, digits, '.' or '-', "
+                "starting and ending with a letter or digit"
+            )
+        if prefix:
+            _check_path_part(prefix, "the nested directory")
+        return v.rstrip("/")
+
+    @field_validator("folder")
+    @classmethod
+    def _folder(cls, v: str) -> str:
+        return _check_path_part(v, "the folder") if v else v
+
+    @field_validator("app_id")
+    @classmethod
+    def _app_id(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v
+
+    @field_validator("tables")
+    @classmethod
+    def _tables(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError("select at least one table")
+        if len(set(v)) != len(v):
+            raise ValueError("lists a table twice")
+        return v
+
+    @field_validator("key_template")
+    @classmethod
+    def _key_template(cls, v: str) -> str:
+        return _check_key_template(v, {"table", "date"})
+
+    @field_validator("range_key_template")
+    @classmethod
+    def _range_key_template(cls, v: str) -> str:
+        return _check_key_template(v, {"table", "date_from", "date_to"})
+
+    # -- derived ---------------------------------------------------------------
+    @property
+    def bucket_name(self) -> str:
+        return self.bucket.partition("/")[0]
+
+    @property
+    def prefix(self) -> str:
+        """Key prefix inside the bucket: nested directories of the bucket field, then the folder."""
+        nested = self.bucket.partition("/")[2]
+        return "/".join(p for p in (nested, self.folder) if p)
+
+
+class DestinationsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    source_conn_id: str = "subscription_source"
+    destinations: tuple[dict[str, Any], ...]
+
+
+def _one_line(exc: ValidationError, where: str) -> str:
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    msg = err["msg"].removeprefix("Value error, ")
+    more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{where}: field '{field}': {msg}{more}"
+
+
+def validate_destination(raw: dict[str, Any], integration: Integration, *, origin: str) -> Destination:
+    """Validate one destination against the schema and the integration's tables and event types."""
+    name = raw.get("name", "?") if isinstance(raw, dict) else "?"
+    where = f"{origin}: destination '{name}'"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: must be a mapping of fields")
+    data = dict(raw)
+    data.setdefault("tables", list(integration.table_names))
+    try:
+        dest = Destination.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, where)) from None
+
+    unknown_tables = [t for t in dest.tables if t not in integration.table_names]
+    if unknown_tables:
+        raise ConfigError(
+            f"{where}: field 'tables': unknown table {unknown_tables[0]!r} for {integration.dag_id} "
+            f"(choose from {list(integration.table_names)})"
+        )
+    known = set(integration.all_event_types)
+    for item in dest.event_types:
+        if item != "all" and item not in integration.event_groups and item not in known:
+            raise ConfigError(
+                f"{where}: field 'event_types': unknown event type or group {item!r} "
+                f"(groups: {sorted(integration.event_groups)}; or single event types, or 'all')"
+            )
+    for source_type, target in dest.rename_event_types.items():
+        if source_type not in known:
+            raise ConfigError(f"{where}: field 'rename_event_types': unknown event type {source_type!r}")
+        if not target or any(ord(ch) < 32 for ch in target):
+            raise ConfigError(f"{where}: field 'rename_event_types.{source_type}': must be a non-empty single line")
+    return dest
+
+
+def selected_event_types(dest: Destination, integration: Integration) -> list[str]:
+    """The destination's event-type selection expanded to single types, in a stable order."""
+    chosen: dict[str, None] = {}
+    for item in dest.event_types:
+        if item == "all":
+            chosen.update(dict.fromkeys(integration.all_event_types))
+        else:
+            chosen.update(dict.fromkeys(integration.event_groups.get(item, (item,))))
+    return list(chosen)
+
+
+def parse_destinations(document: Any, integration: Integration, *, origin: str) -> tuple[str, list[Destination]]:
+    """Validate a whole destinations document; returns (source_conn_id, destinations)."""
+    if not isinstance(document, dict):
+        raise ConfigError(f"{origin}: must be a mapping with 'source_conn_id' and 'destinations'")
+    try:
+        parsed = DestinationsFile.model_validate(document)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, origin)) from None
+    if not parsed.destinations:
+        raise ConfigError(f"{origin}: field 'destinations': no destinations configured")
+    dests = [validate_destination(d, integration, origin=origin) for d in parsed.destinations]
+    names = [d.name for d in dests]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"{origin}: field 'destinations': destination name {dupes[0]!r} is used twice")
+    return parsed.source_conn_id, dests
+
+
+def load_document(text: str, origin: str) -> Any:
+    """Parse YAML (a superset of JSON) into Python data, reporting syntax errors on one line."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{origin}: not valid YAML/JSON{at}: {first}") from None
+
+
+def load_destinations(
+    integration: Integration, *, variable_text: str | None, include_dir: Path = INCLUDE_DIR
+) -> tuple[str, list[Destination]]:
+    """Destinations from the Variable override when set, else from the shipped file."""
+    if variable_text:
+        origin = f"Airflow Variable '{integration.variable_key}'"
+        return parse_destinations(load_document(variable_text, origin), integration, origin=origin)
+    path = include_dir / integration.config_file
+    origin = f"destinations file {path.relative_to(include_dir.parent) if path.is_relative_to(include_dir.parent) else path}"
+    if not path.exists():
+        raise ConfigError(f"{origin}: not found; create it or set the Airflow Variable '{integration.variable_key}'")
+    return parse_destinations(load_document(path.read_text(encoding="utf-8"), origin), integration, origin=origin)

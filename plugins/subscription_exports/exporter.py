@@ -1,0 +1,166 @@
+"""Export one table of one destination for one window: stream, shape, upload, then the manifest."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from subscription_exports import source, transform
+from subscription_exports.config import Destination, selected_event_types
+from subscription_exports.integrations import Integration
+from subscription_exports.s3 import AtomicUpload, ObjectSink
+from subscription_exports.tables import TableSpec
+from subscription_exports.windows import Window
+
+log = logging.getLogger(__name__)
+
+MANIFEST_SUFFIX = ".manifest.json"
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    destination: str
+    table: str
+    window: str
+    bucket: str
+    key: str
+    manifest_key: str
+    rows: int
+    bytes: int
+    sha256: str
+    seconds: float
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"uri": self.uri}
+
+
+def object_key(dest: Destination, table: str, window: Window) -> str:
+    """Deterministic key: scheduled/backfilled days overwrite their own key, ranges get their own."""
+    ext = "csv.gz" if dest.gzip else "csv"
+    fields = {
+        "table": table,
+        "date": window.date_from.isoformat(),
+        "date_from": window.date_from.isoformat(),
+        "date_to": window.date_to.isoformat(),
+        "app_id": dest.app_id,
+        "destination": dest.name,
+        "ext": ext,
+    }
+    template = dest.key_template if window.kind == "daily" else dest.range_key_template
+    relative = template.format(**fields)
+    return f"{dest.prefix}/{relative}" if dest.prefix else relative
+
+
+def upload_args(dest: Destination) -> dict[str, Any]:
+    args: dict[str, Any] = {"ContentType": "application/gzip" if dest.gzip else "text/csv; charset=utf-8"}
+    sse = dest.server_side_encryption
+    if sse:
+        args["ServerSideEncryption"] = sse.type
+        if sse.kms_key_id:
+            args["SSEKMSKeyId"] = sse.kms_key_id
+    return args
+
+
+def export_table(
+    *,
+    integration: Integration,
+    spec: TableSpec,
+    dest: Destination,
+    window: Window,
+    dialect: str,
+    connection: Any,
+    client: Any,
+    run_id: str,
+    part_size: int | None = None,
+) -> ExportResult:
+    started = time.monotonic()
+    key = object_key(dest, spec.name, window)
+    options = transform.ShapeOptions(
+        with_attributes=dest.send_user_attributes and spec.supports_attributes,
+        rename_event_types=dest.rename_event_types if spec.name == integration.events_table else {},
+    )
+    params = source.QueryParams(
+        app_id=dest.app_id,
+        window=window,
+        event_types=tuple(selected_event_types(dest, integration)),
+        exclude_historical=dest.exclude_historical_events,
+        include_without_profile=dest.include_events_without_profile,
+    ).for_dialect(dialect)
+    sql = source.read_sql(dialect, spec.name)
+    header = spec.header(with_attributes=options.with_attributes)
+
+    upload_kw: dict[str, Any] = {"part_size": part_size} if part_size else {}
+    upload = AtomicUpload(client, bucket=dest.bucket_name, key=key, extra_args=upload_args(dest), **upload_kw)
+    sink = ObjectSink(upload, gzip=dest.gzip)
+    rows = 0
+    next_progress = 1_000_000
+    try:
+        sink.write(transform.encode_header(header))
+        with source.stream_csv(dialect, connection, sql, params) as stream:
+            for batch in transform.open_chunks(stream, transform.source_columns(spec)):
+                sink.write(transform.encode_rows(transform.shape(batch, spec, options)))
+                rows += batch.num_rows
+                if rows >= next_progress:
+                    log.info("%s/%s %s: %d rows so far", dest.name, spec.name, window.label, rows)
+                    next_progress += 1_000_000
+        sink.commit()
+    except BaseException:
+        sink.abort()
+        raise
+    result = ExportResult(
+        destination=dest.name,
+        table=spec.name,
+        window=window.label,
+        bucket=dest.bucket_name,
+        key=key,
+        manifest_key=key + MANIFEST_SUFFIX,
+        rows=rows,
+        bytes=sink.size,
+        sha256=sink.sha256.hexdigest(),
+        seconds=round(time.monotonic() - started, 3),
+    )
+    # The manifest is written after the data, so its presence marks a complete export.
+    manifest = build_manifest(result, spec=spec, header=header, window=window, dest=dest, run_id=run_id)
+    client.put_object(
+        Bucket=dest.bucket_name,
+        Key=result.manifest_key,
+        Body=json.dumps(manifest, indent=2, sort_keys=True).encode(),
+        ContentType="application/json",
+        **{k: v for k, v in upload_args(dest).items() if k != "ContentType"},
+    )
+    return result
+
+
+def build_manifest(
+    result: ExportResult, *, spec: TableSpec, header: list[str], window: Window, dest: Destination, run_id: str
+) -> dict[str, Any]:
+    return {
+        "table": spec.name,
+        "schema_version": spec.schema_version,
+        "columns": header,
+        "window": {
+            "kind": window.kind,
+            "start": window.start.isoformat(),
+            "end": window.end.isoformat(),
+            "date_from": window.date_from.isoformat(),
+            "date_to": window.date_to.isoformat(),
+        },
+        "app_id": dest.app_id,
+        "destination": dest.name,
+        "object": {"bucket": result.bucket, "key": result.key},
+        "rows": result.rows,
+        "bytes": result.bytes,
+        "sha256": result.sha256,
+        "compression": "gzip" if dest.gzip else None,
+        "format": "csv; RFC 4180; UTF-8; header row; CRLF line endings; NULL as empty field",
+        "run_id": run_id,
+        "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,200 @@
+"""S3 side: clients from Airflow connections, destination checks, atomic streaming uploads.
+
+An object appears whole or not at all: small files are one PUT, large ones a multipart upload
+that only becomes visible on ``CompleteMultipartUpload`` and is aborted on any failure. Parts
+upload in background threads while the next chunk is extracted, with a bound on parts in
+flight so memory stays bounded by ``part_size``, not by the day.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import threading
+import uuid
+import zlib
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+MIB = 1 << 20
+DEFAULT_PART_SIZE = 16 * MIB  # S3 minimum is 5 MiB; 16 MiB x 10,000 parts allows 160 GB per file
+S3_CONN_TYPES = {"aws", "s3"}
+
+
+class DestinationError(RuntimeError):
+    """A destination cannot be used; the message names destination, connection and bucket."""
+
+
+def error_code(exc: BaseException) -> str:
+    """The store's error code (e.g. SignatureDoesNotMatch), or a short description of a transport error."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        err = response.get("Error", {})
+        code = err.get("Code") or str(response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+        message = err.get("Message") or ""
+        return f"{code}: {message}".strip().rstrip(":") if message else code or type(exc).__name__
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}"[:300]
+
+
+def s3_client(conn_id: str) -> Any:
+    """A boto3 S3 client for an Airflow ``aws`` connection (endpoint URL, region, addressing style,
+    CA bundle and retries come from the connection's extra)."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+    from airflow.sdk import BaseHook
+    from botocore.config import Config
+
+    conn = BaseHook.get_connection(conn_id)
+    if conn.conn_type not in S3_CONN_TYPES:
+        raise ValueError(f"connection '{conn_id}' has type '{conn.conn_type}', expected 'aws'")
+    hook = S3Hook(aws_conn_id=conn_id)
+    # Retries with exponential backoff for throttling/5xx/dropped connections unless the
+    # connection says otherwise; explicit config_kwargs in the extra win.
+    defaults = Config(
+        retries={"mode": "standard", "max_attempts": 8},
+        connect_timeout=10,
+        read_timeout=120,
+        tcp_keepalive=True,
+    )
+    configured = hook.conn_config.botocore_config
+    config = defaults.merge(configured) if configured else defaults
+    return S3Hook(aws_conn_id=conn_id, config=config).get_conn()
+
+
+def check_destination(client: Any, *, bucket: str, prefix: str) -> None:
+    """Bucket reachable and prefix writable, using only ListBucket and *Object permissions.
+
+    Writes and deletes one empty probe object under ``<prefix>/.export-write-check/``.
+    Raises the store's exception; the caller phrases it for the user.
+    """
+    client.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/" if prefix else "", MaxKeys=1)
+    probe = "/".join(p for p in (prefix, ".export-write-check", uuid.uuid4().hex) if p)
+    client.put_object(Bucket=bucket, Key=probe, Body=b"")
+    client.delete_object(Bucket=bucket, Key=probe)
+
+
+class AtomicUpload:
+    """Write bytes; ``commit()`` makes the object visible, ``abort()`` leaves nothing behind."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        bucket: str,
+        key: str,
+        extra_args: dict[str, Any] | None = None,
+        part_size: int = DEFAULT_PART_SIZE,
+        max_in_flight: int = 2,
+    ) -> None:
+        if part_size < 5 * MIB:
+            raise ValueError("part_size must be at least 5 MiB (S3 minimum)")
+        self.client, self.bucket, self.key = client, bucket, key
+        self.extra_args = dict(extra_args or {})
+        self.part_size = part_size
+        self.max_in_flight = max_in_flight
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+        self._pending: deque[Future] = deque()
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self.bytes_written = 0
+
+    def write(self, data: bytes) -> None:
+        self._buffer += data
+        self.bytes_written += len(data)
+        while len(self._buffer) >= self.part_size:
+            chunk = bytes(self._buffer[: self.part_size])
+            del self._buffer[: self.part_size]
+            self._submit_part(chunk)
+
+    def _submit_part(self, chunk: bytes) -> None:
+        if self._upload_id is None:
+            resp = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key, **self.extra_args)
+            self._upload_id = resp["UploadId"]
+            self._pool = ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="s3-part")
+        # Bound memory: wait for the oldest part before queueing more than max_in_flight.
+        while len(self._pending) >= self.max_in_flight:
+            self._pending.popleft().result()
+        number = len(self._parts) + len(self._pending) + 1
+        assert self._pool is not None
+        self._pending.append(self._pool.submit(self._upload_part, number, chunk))
+
+    def _upload_part(self, number: int, chunk: bytes) -> None:
+        resp = self.client.upload_part(
+            Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number, Body=chunk
+        )
+        with self._lock:
+            self._parts.append({"PartNumber": number, "ETag": resp["ETag"]})
+
+    def commit(self) -> None:
+        if self._upload_id is None:
+            self.client.put_object(Bucket=self.bucket, Key=self.key, Body=bytes(self._buffer), **self.extra_args)
+            self._buffer.clear()
+            return
+        if self._buffer:
+            self._submit_part(bytes(self._buffer))
+            self._buffer.clear()
+        while self._pending:
+            self._pending.popleft().result()
+        parts = sorted(self._parts, key=lambda p: p["PartNumber"])
+        self.client.complete_multipart_upload(
+            Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, MultipartUpload={"Parts": parts}
+        )
+        self._shutdown()
+
+    def abort(self) -> None:
+        for fut in self._pending:
+            fut.cancel()
+        self._shutdown()
+        if self._upload_id is not None:
+            try:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id)
+            except Exception as exc:  # keep the original failure; say what is left behind
+                log.warning(
+                    "could not abort multipart upload of s3://%s/%s (%s); a bucket lifecycle rule "
+                    "AbortIncompleteMultipartUpload removes it",
+                    self.bucket,
+                    self.key,
+                    error_code(exc),
+                )
+        self._buffer.clear()
+
+    def _shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        self._pending.clear()
+
+
+class ObjectSink:
+    """Optional gzip, then sha256 and byte count of exactly the bytes stored, then the upload."""
+
+    def __init__(self, upload: AtomicUpload, *, gzip: bool, gzip_level: int = 6) -> None:
+        self.upload = upload
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+        # wbits=31: gzip container with mtime 0, so identical data gives identical bytes.
+        self._compressor = zlib.compressobj(gzip_level, zlib.DEFLATED, 31) if gzip else None
+
+    def _emit(self, data: bytes) -> None:
+        if data:
+            self.sha256.update(data)
+            self.size += len(data)
+            self.upload.write(data)
+
+    def write(self, data: bytes) -> None:
+        self._emit(self._compressor.compress(data) if self._compressor else data)
+
+    def commit(self) -> None:
+        if self._compressor:
+            self._emit(self._compressor.flush())
+        self.upload.commit()
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self.upload.abort()

@@ -1,0 +1,187 @@
+"""The SQL source: run a query from ``include/sql/`` with bound parameters and stream its rows as CSV.
+
+Both dialects produce the same intermediate CSV (header row, NULL as an empty unquoted field),
+which the transform parses in chunks. PostgreSQL streams with ``COPY (query) TO STDOUT``, the
+fastest way out of the server; SQLite, used by the embedded demo, streams ``fetchmany`` batches.
+The producer runs in a thread and writes into a pipe, so the database, the transform and the
+upload work at the same time and only a few chunks are ever in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from subscription_exports.windows import Window
+
+log = logging.getLogger(__name__)
+
+SQL_DIR = Path(__file__).resolve().parents[2] / "include" / "sql"
+DIALECTS = ("postgres", "sqlite")
+PIPE_BUFFER = 1 << 20
+
+
+class SourceError(RuntimeError):
+    """The source database failed or returned an unexpected shape."""
+
+
+@dataclass(frozen=True)
+class QueryParams:
+    """Values bound into the SQL (never formatted into its text)."""
+
+    app_id: str
+    window: Window
+    event_types: tuple[str, ...]
+    exclude_historical: bool
+    include_without_profile: bool
+
+    def for_dialect(self, dialect: str) -> dict[str, Any]:
+        start, end = self.window.start, self.window.end
+        if dialect == "postgres":
+            return {
+                "app_id": self.app_id,
+                "window_start": start,
+                "window_end": end,
+                "date_start": start.date(),
+                "date_end": end.date(),
+                "event_types": list(self.event_types),
+                "exclude_historical": self.exclude_historical,
+                "include_without_profile": self.include_without_profile,
+            }
+        # SQLite stores UTC timestamps as fixed-width text, so text comparison is time comparison.
+        return {
+            "app_id": self.app_id,
+            "window_start": start.strftime("%Y-%m-%d %H:%M:%S.%f"),
+            "window_end": end.strftime("%Y-%m-%d %H:%M:%S.%f"),
+            "date_start": start.date().isoformat(),
+            "date_end": end.date().isoformat(),
+            "event_types": json.dumps(list(self.event_types)),
+            "exclude_historical": int(self.exclude_historical),
+            "include_without_profile": int(self.include_without_profile),
+        }
+
+
+def read_sql(dialect: str, table: str, sql_dir: Path = SQL_DIR) -> str:
+    path = sql_dir / dialect / f"{table}.sql"
+    try:
+        return path.read_text(encoding="utf-8").strip().rstrip(";")
+    except FileNotFoundError:
+        raise SourceError(f"no SQL for table '{table}' and dialect '{dialect}': {path} is missing") from None
+
+
+def dialect_of(conn_type: str | None) -> str:
+    kind = (conn_type or "").lower()
+    if kind in {"postgres", "postgresql"}:
+        return "postgres"
+    if kind == "sqlite":
+        return "sqlite"
+    raise SourceError(f"source connection type {conn_type!r} is not supported (use 'postgres' or 'sqlite')")
+
+
+def connect(conn_id: str) -> tuple[str, Any]:
+    """Open a DB-API connection through the Airflow connection ``conn_id``; returns (dialect, connection)."""
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    dialect = dialect_of(conn.conn_type)
+    if dialect == "postgres":
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        return dialect, PostgresHook(postgres_conn_id=conn_id).get_conn()
+    import sqlite3
+
+    from airflow.providers.sqlite.hooks.sqlite import SqliteHook
+
+    hook = SqliteHook(sqlite_conn_id=conn_id)
+    # Open read-only: the exporter never writes to the source.
+    uri = hook.get_uri().replace("sqlite:///", "file:", 1)
+    sep = "&" if "?" in uri else "?"
+    return dialect, sqlite3.connect(f"{uri}{sep}mode=ro", uri=True, check_same_thread=False)
+
+
+def _copy_postgres(connection: Any, sql: str, params: dict[str, Any], out: BinaryIO) -> None:
+    with connection.cursor() as cur:
+        cur.execute("SET TIME ZONE 'UTC'")
+        # psycopg2 binds parameters client-side with proper quoting (mogrify), the same way
+        # cursor.execute does; COPY cannot take server-side parameters.
+        query = cur.mogrify(sql, params).decode(connection.encoding and "utf-8")
+        cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')", out, size=PIPE_BUFFER)
+    connection.rollback()  # read-only work; end the transaction
+
+
+def _dump_sqlite(connection: Any, sql: str, params: dict[str, Any], out: BinaryIO, batch_rows: int = 5000) -> None:
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+    writer = csv.writer(text, lineterminator="\n")
+    cur = connection.execute(sql, params)
+    writer.writerow([d[0] for d in cur.description])
+    while rows := cur.fetchmany(batch_rows):
+        writer.writerows(rows)
+    text.flush()
+    text.detach()
+    cur.close()
+
+
+@contextlib.contextmanager
+def stream_csv(dialect: str, connection: Any, sql: str, params: dict[str, Any]) -> Iterator[BinaryIO]:
+    """Yield a readable binary stream of the query's rows as CSV (header first).
+
+    If the consumer stops early (an upload failed), the query is cancelled and the producer ends.
+    Errors of the producer are raised when the stream is closed.
+    """
+    read_fd, write_fd = os.pipe()
+    reader = os.fdopen(read_fd, "rb", buffering=PIPE_BUFFER)
+    writer = os.fdopen(write_fd, "wb", buffering=PIPE_BUFFER)
+    failure: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            if dialect == "postgres":
+                _copy_postgres(connection, sql, params, writer)
+            else:
+                _dump_sqlite(connection, sql, params, writer)
+        except BaseException as exc:  # re-raised in the consumer thread
+            failure.append(exc)
+        finally:
+            with contextlib.suppress(OSError):
+                writer.close()
+
+    thread = threading.Thread(target=produce, name="source-producer", daemon=True)
+    thread.start()
+    finished = False
+    failed_first = False
+    try:
+        yield reader
+        finished = True
+    finally:
+        if not finished:
+            # A consumer error caused by a truncated stream is really the producer's failure.
+            thread.join(timeout=0.5)
+            failed_first = bool(failure)
+            _cancel(dialect, connection)
+        reader.close()  # a blocked producer gets EPIPE and stops
+        thread.join()
+        if failure and (finished or failed_first):
+            exc = failure[0]
+            raise SourceError(f"source query failed: {_one_line(exc)}") from exc
+
+
+def _cancel(dialect: str, connection: Any) -> None:
+    with contextlib.suppress(Exception):
+        if dialect == "postgres":
+            connection.cancel()
+        else:
+            connection.interrupt()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:500]

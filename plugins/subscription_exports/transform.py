@@ -1,0 +1,183 @@
+"""Shape source chunks into the documented CSV, vectorised with pyarrow-backed pandas.
+
+The source CSV is parsed in chunks with every column as text (so no value is ever rounded
+through a float), each chunk becomes a pandas DataFrame with ``ArrowDtype`` columns, the
+table declaration decides how each column is rendered, and the chunk is encoded to
+RFC 4180 CSV with minimal quoting by pyarrow compute kernels (no per-row Python except for
+JSON normalisation and derived metrics).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import BinaryIO
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from subscription_exports.tables import ATTRIBUTES, Kind, TableSpec
+
+LINE_END = "\r\n"  # RFC 4180
+NEEDS_QUOTES = r'[",\r\n]'
+SIX_PLACES = Decimal("0.000001")
+STRING = pd.ArrowDtype(pa.string())
+
+
+@dataclass(frozen=True)
+class ShapeOptions:
+    """Per-destination settings that change the file's content."""
+
+    with_attributes: bool = False
+    rename_event_types: Mapping[str, str] = field(default_factory=dict)
+
+
+def source_columns(spec: TableSpec) -> list[str]:
+    """Columns the table's SQL must return, in order: the documented ones minus derived metrics,
+    plus ``attributes`` for tables that can send user attributes."""
+    names = [c.name for c in spec.columns if c.kind is not Kind.RATIO]
+    if spec.supports_attributes:
+        names.append(ATTRIBUTES.name)
+    return names
+
+
+def open_chunks(stream: BinaryIO, columns: list[str], *, block_size: int = 4 << 20) -> Iterator[pa.RecordBatch]:
+    """Parse the intermediate CSV in blocks; every column stays text, NULL (unquoted empty) -> null."""
+    reader = pacsv.open_csv(
+        stream,
+        read_options=pacsv.ReadOptions(block_size=block_size, use_threads=True),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types={name: pa.string() for name in columns},
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            null_values=[""],
+            include_columns=columns,
+            include_missing_columns=False,
+        ),
+    )
+    got = reader.schema.names
+    if got != columns:
+        raise ValueError(f"the SQL returns columns {got} but the table needs exactly {columns}")
+    yield from reader
+
+
+# -- value rendering -----------------------------------------------------------------------------
+
+
+def _arrow(series: pd.Series) -> pa.Array:
+    arr = pa.array(series, type=pa.string(), from_pandas=True)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def render_timestamp(values: pa.Array) -> pa.Array:
+    """'2026-03-07 12:34:56.1+00' (PostgreSQL) or '2026-03-07 12:34:56.100000' (SQLite)
+    -> '2026-03-07T12:34:56.100000+00:00'."""
+    naive = pc.replace_substring_regex(values, r"(\+00(:00)?|Z)$", "")
+    stamps = pc.cast(naive, pa.timestamp("us"))
+    return pc.strftime(stamps, format="%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def render_decimal(values: pa.Array) -> pa.Array:
+    """Exact decimal text with trailing fractional zeros trimmed: '9.9900' -> '9.99', '10.0' -> '10'."""
+    trimmed = pc.replace_substring_regex(values, r"^(-?\d+\.\d*?)0+$", r"\1")
+    trimmed = pc.replace_substring_regex(trimmed, r"\.$", "")
+    return pc.if_else(pc.equal(trimmed, "-0"), "0", trimmed)
+
+
+def normalize_json(text: str | None) -> str | None:
+    """Compact JSON with sorted keys, identical whatever the source's JSON rendering was."""
+    if text is None or text == "":
+        return None
+    value = json.loads(text)
+    if value is None:
+        return None
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def render_ratio(numerator: pd.Series, denominator: pd.Series, scale: int) -> pd.Series:
+    """``scale * numerator / denominator`` rounded half-up to 6 places; empty on 0 or NULL."""
+
+    def one(num: str | None, den: str | None) -> str | None:
+        if num is None or den is None or pd.isna(num) or pd.isna(den):
+            return None
+        try:
+            d = Decimal(den)
+            if d == 0:
+                return None
+            value = (Decimal(num) * scale / d).quantize(SIX_PLACES, rounding=ROUND_HALF_UP)
+        except InvalidOperation:
+            return None
+        text = format(value, "f")
+        if "." in text:
+            text = text.rstrip("0").rstrip(".")
+        return "0" if text in {"-0", ""} else text
+
+    return pd.Series([one(n, d) for n, d in zip(numerator, denominator, strict=True)], dtype=STRING)
+
+
+def quote_minimal(values: pa.Array) -> pa.Array:
+    """Quote (and double inner quotes of) only values holding a comma, quote, CR or LF."""
+    needs = pc.fill_null(pc.match_substring_regex(values, NEEDS_QUOTES), False)
+    if not pc.any(needs).as_py():
+        return values
+    quoted = pc.binary_join_element_wise('"', pc.replace_substring(values, '"', '""'), '"', "")
+    return pc.if_else(needs, quoted, values)
+
+
+def shape(batch: pa.RecordBatch, spec: TableSpec, options: ShapeOptions) -> list[pa.Array]:
+    """One source chunk -> the file's columns as text arrays, in output order."""
+    frame = batch.to_pandas(types_mapper=pd.ArrowDtype)
+    out: list[pa.Array] = []
+    for col in spec.columns:
+        if col.kind is Kind.RATIO:
+            num, den, scale = _ratio_inputs(spec, col.name)
+            out.append(_arrow(render_ratio(frame[num], frame[den], scale)))
+            continue
+        values = frame[col.name]
+        if col.kind is Kind.EVENT_TYPE:
+            values = values.str.lower()
+            if options.rename_event_types:
+                values = values.replace(dict(options.rename_event_types))
+            out.append(quote_minimal(_arrow(values)))
+        elif col.kind is Kind.JSON:
+            out.append(quote_minimal(_arrow(values.map(normalize_json, na_action="ignore").astype(STRING))))
+        elif col.kind is Kind.TIMESTAMP:
+            out.append(render_timestamp(_arrow(values)))
+        elif col.kind is Kind.DECIMAL:
+            out.append(render_decimal(_arrow(values)))
+        elif col.kind in (Kind.INTEGER, Kind.DATE):
+            out.append(_arrow(values))  # both sources render these canonically already
+        else:
+            out.append(quote_minimal(_arrow(values)))
+    if options.with_attributes:
+        attrs = frame[ATTRIBUTES.name].map(normalize_json, na_action="ignore").astype(STRING)
+        out.append(quote_minimal(_arrow(attrs)))
+    return out
+
+
+def _ratio_inputs(spec: TableSpec, name: str) -> tuple[str, str, int]:
+    ratio = dict(spec.ratios)[name]
+    return ratio.numerator, ratio.denominator, ratio.scale
+
+
+def encode_header(names: list[str]) -> bytes:
+    return (",".join(names) + LINE_END).encode("utf-8")
+
+
+def encode_rows(columns: list[pa.Array]) -> bytes:
+    """Join text columns into CSV lines; the result's data buffer is the chunk's bytes."""
+    if not columns or len(columns[0]) == 0:
+        return b""
+    lines = pc.binary_join_element_wise(*columns, ",", null_handling="replace", null_replacement="")
+    lines = pc.binary_join_element_wise(lines, LINE_END, "")
+    if lines.offset or lines.null_count:
+        lines = pa.concat_arrays([lines])
+    offsets = lines.buffers()[1]
+    start = int.from_bytes(offsets[:4], "little", signed=True)
+    end = int.from_bytes(offsets[len(lines) * 4 : len(lines) * 4 + 4], "little", signed=True)
+    return lines.buffers()[2][start:end].to_pybytes()
