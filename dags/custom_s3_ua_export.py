@@ -28,6 +28,7 @@ from airflow.sdk import dag, task_group
 from subscription_exports.integrations import CUSTOM_S3_UA_EXPORT
 from subscription_exports.tasks import (
     check_destination,
+    default_args,
     export_tables,
     load_destinations,
     range_params,
@@ -43,12 +44,7 @@ from subscription_exports.timetable import CalendarDayTimetable
     catchup=False,
     max_active_runs=4,
     params=range_params(),
-    default_args={
-        "retries": 3,
-        "retry_delay": dt.timedelta(minutes=1),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": dt.timedelta(minutes=30),
-    },
+    default_args=default_args(),
     tags=["export", "s3", "user-acquisition"],
     doc_md=__doc__,
 )

@@ -57,7 +57,13 @@ def _check_key_template(template: str, required: set[str]) -> str:
     if missing:
         raise ValueError(f"must contain {sorted('{' + m + '}' for m in missing)} so every export gets its own key")
     sample = template.format(
-        table="t", date="2026-01-01", date_from="2026-01-01", date_to="2026-01-02", app_id="a", destination="d", ext="csv"
+        table="t",
+        date="2026-01-01",
+        date_from="2026-01-01",
+        date_to="2026-01-02",
+        app_id="a",
+        destination="d",
+        ext="csv",
     )
     _check_path_part(sample, "the key")
     return template
@@ -264,7 +270,9 @@ def load_destinations(
         origin = f"Airflow Variable '{integration.variable_key}'"
         return parse_destinations(load_document(variable_text, origin), integration, origin=origin)
     path = include_dir / integration.config_file
-    origin = f"destinations file {path.relative_to(include_dir.parent) if path.is_relative_to(include_dir.parent) else path}"
+    origin = (
+        f"destinations file {path.relative_to(include_dir.parent) if path.is_relative_to(include_dir.parent) else path}"
+    )
     if not path.exists():
         raise ConfigError(f"{origin}: not found; create it or set the Airflow Variable '{integration.variable_key}'")
     return parse_destinations(load_document(path.read_text(encoding="utf-8"), origin), integration, origin=origin)

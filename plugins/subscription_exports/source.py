@@ -114,13 +114,16 @@ def _copy_postgres(connection: Any, sql: str, params: dict[str, Any], out: Binar
         # psycopg2 binds parameters client-side with proper quoting (mogrify), the same way
         # cursor.execute does; COPY cannot take server-side parameters.
         query = cur.mogrify(sql, params).decode(connection.encoding and "utf-8")
-        cur.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')", out, size=PIPE_BUFFER)
+        cur.copy_expert(
+            f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')", out, size=PIPE_BUFFER
+        )
     connection.rollback()  # read-only work; end the transaction
 
 
 def _dump_sqlite(connection: Any, sql: str, params: dict[str, Any], out: BinaryIO, batch_rows: int = 5000) -> None:
     text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
-    writer = csv.writer(text, lineterminator="\n")
+    # "\r\n" makes the csv module quote values holding a lone CR as well as LF.
+    writer = csv.writer(text, lineterminator="\r\n")
     cur = connection.execute(sql, params)
     writer.writerow([d[0] for d in cur.description])
     while rows := cur.fetchmany(batch_rows):

@@ -76,7 +76,9 @@ def _c(name: str, kind: Kind, description: str) -> Column:
 T, TS, DEC, INT = Kind.TEXT, Kind.TIMESTAMP, Kind.DECIMAL, Kind.INTEGER
 
 ATTRIBUTES = _c(
-    "attributes", Kind.JSON, "Profile's custom attributes as a JSON object; empty when none. Only with send_user_attributes."
+    "attributes",
+    Kind.JSON,
+    "Profile's custom attributes as a JSON object; empty when none. Only with send_user_attributes.",
 )
 
 _ATTRIBUTION = (

@@ -7,7 +7,9 @@ before ``export_tables`` writes anything. A failing destination fails only its o
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import os
 from typing import Any
 
 from airflow.sdk import Param, get_current_context, task
@@ -16,6 +18,17 @@ from airflow.sdk.exceptions import AirflowFailException
 from subscription_exports.integrations import INTEGRATIONS
 
 log = logging.getLogger(__name__)
+
+
+def default_args() -> dict[str, Any]:
+    """Retries with exponential backoff. ``SUBSCRIPTION_EXPORTS_RETRIES`` (environment, read at parse
+    time like any Airflow setting) changes the count, e.g. 0 for `airflow dags test` in CI."""
+    return {
+        "retries": int(os.environ.get("SUBSCRIPTION_EXPORTS_RETRIES", "3")),
+        "retry_delay": dt.timedelta(minutes=1),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": dt.timedelta(minutes=30),
+    }
 
 
 def range_params() -> dict[str, Param]:
@@ -159,4 +172,3 @@ def export_tables(destination: dict[str, Any], window: dict[str, str], integrati
     finally:
         connection.close()
     return results
-

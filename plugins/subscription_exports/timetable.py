@@ -50,9 +50,14 @@ class CalendarDayTimetable(Timetable):
         return DagRunInfo(run_after=end + self._delay, data_interval=DataInterval(day_start, end))
 
     def infer_manual_data_interval(self, *, run_after: DateTime) -> DataInterval:
-        # A manual run exports the last day whose scheduled time has passed.
-        last_complete = _day_start(run_after - self._delay).subtract(days=1)
-        return DataInterval(last_complete, last_complete.add(days=1))
+        """A logical date at midnight means that day (``airflow dags test s3_export 2026-03-07``
+        exports 2026-03-07); any other moment means the last day whose scheduled run time has passed."""
+        moment = run_after.in_timezone(UTC)
+        if moment == _day_start(moment):
+            day = moment
+        else:
+            day = _day_start(moment - self._delay).subtract(days=1)
+        return DataInterval(day, day.add(days=1))
 
     def next_dagrun_info(
         self, *, last_automated_data_interval: DataInterval | None, restriction: TimeRestriction

@@ -1,0 +1,42 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv demo test test-fast bench bench-5m lint format lock clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip uv
+	$(VENV)/bin/uv pip install --python $(PY) --quiet -r requirements-dev.txt -c requirements.lock
+	touch $(STAMP)
+
+demo: venv
+	$(PY) -m devtools.demo
+
+test: venv
+	$(PY) -m pytest
+
+bench: venv
+	$(PY) -m devtools.bench $(BENCH_ARGS)
+
+bench-5m: venv
+	$(PY) -m devtools.bench --rows 5000000 $(BENCH_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m devtools.lockcheck
+
+format: venv
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+lock: venv
+	$(VENV)/bin/uv pip compile --quiet --python-version 3.11 requirements-dev.txt -o requirements.lock
+
+clean:
+	rm -rf demo-output .demo .bench .airflow .pytest_cache
