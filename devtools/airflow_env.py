@@ -83,4 +83,6 @@ def dags_test(
         cmd.append(logical_date)
     if conf is not None:
         cmd += ["--conf", json.dumps(conf)]
-    return subprocess.run(cmd, env=airflow_env(home, **extra), capture_output=True, text=True, timeout=timeout)
+    env = airflow_env(home, **extra)
+    env.setdefault("SUBSCRIPTION_EXPORTS_RETRIES", os.environ.get("SUBSCRIPTION_EXPORTS_RETRIES", "3"))
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)

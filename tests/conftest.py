@@ -24,29 +24,26 @@ for path in (ROOT, ROOT / "plugins", ROOT / "tests"):
         sys.path.insert(0, str(path))
 
 # Airflow reads its configuration when first imported: point it at a throw-away home first.
-AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="subscription-exports-airflow-"))
-AIRFLOW_ENV = {
-    "AIRFLOW_HOME": str(AIRFLOW_HOME),
-    "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-    "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
-    "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-    "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)]),
-}
-os.environ.update(AIRFLOW_ENV)
+from devtools import airflow_env  # noqa: E402
 
-from devtools.seaweedfs import Identity, SeaweedFS  # noqa: E402  (after the Airflow environment)
+AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="subscription-exports-airflow-"))
+# Failures must show at once in `airflow dags test`, not after retry delays.
+AIRFLOW_ENV = airflow_env.airflow_env(AIRFLOW_HOME, SUBSCRIPTION_EXPORTS_RETRIES="0")
+os.environ.update({k: v for k, v in AIRFLOW_ENV.items() if k.startswith(("AIRFLOW", "SUBSCRIPTION", "PYTHONPATH"))})
+
+from devtools.seaweedfs import Identity, SeaweedFS, list_all_keys  # noqa: E402  (after the Airflow environment)
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 PG_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 BUCKETS = ("adapty-events", "adapty-ua", "exports")
+MISSING_BUCKET = "missing-bucket"
 EXPORTER = Identity(
     name="exporter",
     access_key="EXPORTERKEY0000000001",
     secret_key="exporter-secret-Zq8w3N0tInLogs",
     # Exactly the least-privilege policy of the seed: list, read and write objects, nothing else.
-    actions=[f"{verb}:{bucket}" for bucket in BUCKETS for verb in ("Read", "Write", "List")],
+    # "missing-bucket" is allowed but never created, so a destination naming it meets NoSuchBucket.
+    actions=[f"{verb}:{bucket}" for bucket in (*BUCKETS, MISSING_BUCKET) for verb in ("Read", "Write", "List")],
 )
 
 
@@ -132,37 +129,28 @@ def s3(seaweedfs: SeaweedFS):
 
 
 def list_keys(client: Any, bucket: str, prefix: str = "") -> list[str]:
-    keys: list[str] = []
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys.extend(obj["Key"] for obj in page.get("Contents", []))
-    return sorted(keys)
+    return list_all_keys(client, bucket, prefix)
+
+
+def snapshot_and_empty(client: Any) -> dict[str, bytes]:
+    """Every object of the test buckets as {"bucket/key": bytes}; the buckets are emptied afterwards."""
+    objects = {}
+    for bucket in BUCKETS:
+        for key in list_keys(client, bucket):
+            objects[f"{bucket}/{key}"] = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            client.delete_object(Bucket=bucket, Key=key)
+    return objects
 
 
 def aws_connection(seaweedfs: SeaweedFS, identity: Identity = EXPORTER, **extra: Any) -> str:
-    """An Airflow `aws` connection (JSON form) for a SeaweedFS identity."""
-    return json.dumps(
-        {
-            "conn_type": "aws",
-            "login": identity.access_key,
-            "password": identity.secret_key,
-            "extra": {
-                "endpoint_url": seaweedfs.endpoint_url,
-                "region_name": "us-east-1",
-                "config_kwargs": {
-                    "s3": {"addressing_style": "path"},
-                    "retries": {"mode": "standard", "max_attempts": 2},
-                },
-                **extra,
-            },
-        }
+    """An Airflow `aws` connection (JSON form) for a SeaweedFS identity; two attempts keep failing tests quick."""
+    extra.setdefault(
+        "config_kwargs", {"s3": {"addressing_style": "path"}, "retries": {"mode": "standard", "max_attempts": 2}}
     )
+    return airflow_env.aws_connection_json(seaweedfs.endpoint_url, identity.access_key, identity.secret_key, **extra)
 
 
-def source_connection(url: str) -> str:
-    """An Airflow connection for a postgresql:// URL or a SQLite file path."""
-    if url.startswith("postgresql://"):
-        return url
-    return json.dumps({"conn_type": "sqlite", "host": url})
+source_connection = airflow_env.source_connection
 
 
 # -- Airflow -----------------------------------------------------------------------------------
@@ -171,37 +159,14 @@ def source_connection(url: str) -> str:
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """A migrated Airflow metadata database in the session's AIRFLOW_HOME."""
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
-        env={**os.environ, **AIRFLOW_ENV},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if result.returncode != 0:
-        pytest.fail(f"`airflow db migrate` failed:\n{result.stderr[-3000:]}", pytrace=False)
+    try:
+        airflow_env.migrate(AIRFLOW_HOME)
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
     return AIRFLOW_HOME
 
 
-def run_dag(
-    dag_id: str,
-    *,
-    logical_date: str | None = None,
-    conf: dict[str, Any] | None = None,
-    connections: dict[str, str],
-    variables: dict[str, str] | None = None,
-    timeout: int = 600,
-) -> subprocess.CompletedProcess[str]:
-    """Run a whole DAG with the real Airflow CLI (`airflow dags test`), in a subprocess.
-
-    Connections and Variables are given the way deployments often do: AIRFLOW_CONN_* / AIRFLOW_VAR_*.
-    """
-    env = {**os.environ, **AIRFLOW_ENV}
-    env.update({f"AIRFLOW_CONN_{k.upper()}": v for k, v in connections.items()})
-    env.update({f"AIRFLOW_VAR_{k.upper()}": v for k, v in (variables or {}).items()})
-    cmd = [str(Path(sys.executable).parent / "airflow"), "dags", "test", dag_id]
-    if logical_date:
-        cmd.append(logical_date)
-    if conf is not None:
-        cmd += ["--conf", json.dumps(conf)]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+def run_dag(dag_id: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run a whole DAG with the real Airflow CLI (`airflow dags test`) in a subprocess; connections and
+    variables are passed as AIRFLOW_CONN_* / AIRFLOW_VAR_*, the way many deployments do."""
+    return airflow_env.dags_test(AIRFLOW_HOME, dag_id, **kwargs)

@@ -109,14 +109,21 @@ def connect(conn_id: str) -> tuple[str, Any]:
 
 
 def _copy_postgres(connection: Any, sql: str, params: dict[str, Any], out: BinaryIO) -> None:
+    """``COPY (query) TO STDOUT`` with the query's parameters bound by the driver.
+
+    COPY cannot take server-side parameters, so both drivers bind them client-side with
+    proper quoting (psycopg 3 ``cursor.copy(sql, params)``, psycopg2 ``mogrify``), exactly as
+    their ``execute`` does; values are never formatted into the SQL text by this package.
+    """
+    copy_sql = f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')"
     with connection.cursor() as cur:
         cur.execute("SET TIME ZONE 'UTC'")
-        # psycopg2 binds parameters client-side with proper quoting (mogrify), the same way
-        # cursor.execute does; COPY cannot take server-side parameters.
-        query = cur.mogrify(sql, params).decode(connection.encoding and "utf-8")
-        cur.copy_expert(
-            f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')", out, size=PIPE_BUFFER
-        )
+        if hasattr(cur, "copy"):  # psycopg 3 (the postgres provider's choice when installed)
+            with cur.copy(copy_sql, params) as copy:
+                for block in copy:
+                    out.write(block)
+        else:  # psycopg2
+            cur.copy_expert(cur.mogrify(copy_sql, params).decode("utf-8"), out, size=PIPE_BUFFER)
     connection.rollback()  # read-only work; end the transaction
 
 
