@@ -5,7 +5,6 @@ Nothing here skips: when a component cannot start, the test fails and says how t
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess

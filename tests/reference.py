@@ -15,33 +15,130 @@ import json
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
-EVENTS_COLUMNS = (
-    "profile_id,event_type,event_datetime,transaction_id,original_transaction_id,subscription_expires_at,"
-    "environment,revenue_usd,proceeds_usd,net_revenue_usd,tax_amount_usd,revenue_local,proceeds_local,"
-    "net_revenue_local,tax_amount_local,customer_user_id,store,product_id,base_plan_id,developer_id,"
-    "ab_test_name,ab_test_revision,paywall_name,paywall_revision,profile_county,install_date,idfv,idfa,"
-    "advertising_id,ip_address,cancellation_reason,android_app_set_id,android_id,device,currency,"
-    "store_country,attribution_source,attribution_network_user_id,attribution_status,attribution_channel,"
-    "attribution_campaign,attribution_ad_group,attribution_ad_set,attribution_creative"
-).split(",")
-PAYWALL_VISITS_COLUMNS = (
-    "profile_id,customer_user_id,profile_country,install_date,store,paywall_showed_at,developer_id,"
-    "ab_test_name,ab_test_revision,paywall_name,paywall_revision"
-).split(",")
-UA_EVENTS_COLUMNS = (
-    "profile_id,event_type,event_datetime,campaign_id,campaign_name,adset_id,adset_name,ad_id,ad_name,platform,"
-    "attribution_source,attribution_network_user_id,attribution_status,attribution_channel,attribution_campaign,"
-    "attribution_ad_group,attribution_ad_set,attribution_creative,click_datetime,install_datetime,"
-    "conversion_datetime,conversion_type,conversion_value_usd,conversion_value_local,currency,country,"
-    "device_type,os_version,app_version,user_agent,ip_address,idfa,idfv,advertising_id,android_id,"
-    "android_app_set_id,device,custom_parameters"
-).split(",")
-CAMPAIGN_PERFORMANCE_COLUMNS = (
-    "campaign_id,campaign_name,adset_id,adset_name,ad_id,ad_name,platform,date,impressions,clicks,installs,"
-    "conversions,spend_usd,spend_local,cpi_usd,cpc_usd,cpm_usd,ctr,icr,ipm,ltv_usd"
-).split(",")
+EVENTS_COLUMNS = [
+    "profile_id",
+    "event_type",
+    "event_datetime",
+    "transaction_id",
+    "original_transaction_id",
+    "subscription_expires_at",
+    "environment",
+    "revenue_usd",
+    "proceeds_usd",
+    "net_revenue_usd",
+    "tax_amount_usd",
+    "revenue_local",
+    "proceeds_local",
+    "net_revenue_local",
+    "tax_amount_local",
+    "customer_user_id",
+    "store",
+    "product_id",
+    "base_plan_id",
+    "developer_id",
+    "ab_test_name",
+    "ab_test_revision",
+    "paywall_name",
+    "paywall_revision",
+    "profile_county",
+    "install_date",
+    "idfv",
+    "idfa",
+    "advertising_id",
+    "ip_address",
+    "cancellation_reason",
+    "android_app_set_id",
+    "android_id",
+    "device",
+    "currency",
+    "store_country",
+    "attribution_source",
+    "attribution_network_user_id",
+    "attribution_status",
+    "attribution_channel",
+    "attribution_campaign",
+    "attribution_ad_group",
+    "attribution_ad_set",
+    "attribution_creative",
+]
+PAYWALL_VISITS_COLUMNS = [
+    "profile_id",
+    "customer_user_id",
+    "profile_country",
+    "install_date",
+    "store",
+    "paywall_showed_at",
+    "developer_id",
+    "ab_test_name",
+    "ab_test_revision",
+    "paywall_name",
+    "paywall_revision",
+]
+UA_EVENTS_COLUMNS = [
+    "profile_id",
+    "event_type",
+    "event_datetime",
+    "campaign_id",
+    "campaign_name",
+    "adset_id",
+    "adset_name",
+    "ad_id",
+    "ad_name",
+    "platform",
+    "attribution_source",
+    "attribution_network_user_id",
+    "attribution_status",
+    "attribution_channel",
+    "attribution_campaign",
+    "attribution_ad_group",
+    "attribution_ad_set",
+    "attribution_creative",
+    "click_datetime",
+    "install_datetime",
+    "conversion_datetime",
+    "conversion_type",
+    "conversion_value_usd",
+    "conversion_value_local",
+    "currency",
+    "country",
+    "device_type",
+    "os_version",
+    "app_version",
+    "user_agent",
+    "ip_address",
+    "idfa",
+    "idfv",
+    "advertising_id",
+    "android_id",
+    "android_app_set_id",
+    "device",
+    "custom_parameters",
+]
+CAMPAIGN_PERFORMANCE_COLUMNS = [
+    "campaign_id",
+    "campaign_name",
+    "adset_id",
+    "adset_name",
+    "ad_id",
+    "ad_name",
+    "platform",
+    "date",
+    "impressions",
+    "clicks",
+    "installs",
+    "conversions",
+    "spend_usd",
+    "spend_local",
+    "cpi_usd",
+    "cpc_usd",
+    "cpm_usd",
+    "ctr",
+    "icr",
+    "ipm",
+    "ltv_usd",
+]
 
 TIMESTAMP_COLUMNS = {
     "event_datetime",
@@ -68,7 +165,7 @@ def _norm(column: str, value: Any) -> Any:
             return dt.datetime.strptime(value, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
         return value.astimezone(UTC)
     if column in JSON_COLUMNS:
-        return json.loads(value) if isinstance(value, str) else value
+        return json.loads(value, parse_float=Decimal) if isinstance(value, str) else value
     if column == "date":
         return value if isinstance(value, dt.date) else dt.date.fromisoformat(value)
     if isinstance(value, float):
@@ -83,6 +180,8 @@ def load_source(url: str) -> dict[str, list[dict[str, Any]]]:
         import psycopg2.extras
 
         conn = psycopg2.connect(url)
+        # jsonb numbers as Decimal, not float, so nothing is rounded on the way in
+        psycopg2.extras.register_default_jsonb(conn, loads=lambda text: json.loads(text, parse_float=Decimal))
         cur = conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor)
         fetch = lambda table: (cur.execute(f"SELECT * FROM {table}"), cur.fetchall())[1]  # noqa: E731
     else:
@@ -117,8 +216,19 @@ def fmt(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        return _json(value)
     return str(value)
+
+
+def _json(value: Any) -> str:
+    """Compact JSON, sorted keys, numbers exactly as decimals."""
+    if isinstance(value, dict):
+        return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + _json(value[k]) for k in sorted(value)) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_json(v) for v in value) + "]"
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return json.dumps(value, ensure_ascii=False)
 
 
 def to_csv(header: list[str], rows: list[list[Any]]) -> bytes:
@@ -174,11 +284,25 @@ def expected_events(
         merged = {**{k: p.get(k) for k in p}, **e, "event_type": etype}
         merged["customer_user_id"] = p.get("customer_user_id")
         merged["profile_county"] = p.get("profile_country")
-        for col in (
-            "install_date idfv idfa advertising_id ip_address android_app_set_id android_id device store_country "
-            "attribution_source attribution_network_user_id attribution_status attribution_channel "
-            "attribution_campaign attribution_ad_group attribution_ad_set attribution_creative"
-        ).split():
+        for col in [
+            "install_date",
+            "idfv",
+            "idfa",
+            "advertising_id",
+            "ip_address",
+            "android_app_set_id",
+            "android_id",
+            "device",
+            "store_country",
+            "attribution_source",
+            "attribution_network_user_id",
+            "attribution_status",
+            "attribution_channel",
+            "attribution_campaign",
+            "attribution_ad_group",
+            "attribution_ad_set",
+            "attribution_creative",
+        ]:
             merged[col] = p.get(col)
         row = [merged.get(c) for c in EVENTS_COLUMNS]
         if with_attributes:

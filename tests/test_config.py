@@ -340,11 +340,6 @@ def test_destination_must_be_a_mapping() -> None:
     assert_one_line(str(info.value), ORIGIN, "mapping")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG config.py validate_destination: the message prefix embeds the raw 'name' value, so a name "
-    "holding a newline yields a two-line ConfigError instead of one line",
-)
 def test_error_is_one_line_even_when_the_name_has_a_newline() -> None:
     with pytest.raises(ConfigError) as info:
         validate_destination(raw(name="acme\nios"), S3_EXPORT, origin=ORIGIN)

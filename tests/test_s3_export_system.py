@@ -249,8 +249,8 @@ def test_settings_and_event_selection(pg_run):
     assert any(r["attributes"].startswith("{") for r in settings)
 
 
-def test_manifests_describe_their_files(pg_run, src):
-    result, objects = pg_run
+def test_manifests_describe_their_files(pg_run):
+    _, objects = pg_run
     for name, data in data_objects(objects).items():
         manifest = json.loads(objects[f"{name}.manifest.json"])
         plain = gzip.decompress(data) if name.endswith(".gz") else data

@@ -55,7 +55,9 @@ def assert_run_for(info: DagRunInfo | None, y: int, m: int, d: int, *, run_at: d
 
 
 def test_run_for_day_d() -> None:
-    info = TT.next_dagrun_info(last_automated_data_interval=None, restriction=restriction(day(2026, 3, 7), catchup=True))
+    info = TT.next_dagrun_info(
+        last_automated_data_interval=None, restriction=restriction(day(2026, 3, 7), catchup=True)
+    )
     assert_run_for(info, 2026, 3, 7)
     assert info.data_interval.start == pendulum.datetime(2026, 3, 7, tz="UTC")
     assert info.data_interval.end == pendulum.datetime(2026, 3, 8, tz="UTC")
@@ -72,7 +74,9 @@ def test_next_run_after_previous_interval_is_next_day() -> None:
     assert_run_for(TT.next_dagrun_info(last_automated_data_interval=interval(2026, 3, 31), restriction=r), 2026, 4, 1)
     assert_run_for(TT.next_dagrun_info(last_automated_data_interval=interval(2026, 12, 31), restriction=r), 2027, 1, 1)
     leap = restriction(day(2024, 1, 1), catchup=True)
-    assert_run_for(TT.next_dagrun_info(last_automated_data_interval=interval(2024, 2, 28), restriction=leap), 2024, 2, 29)
+    assert_run_for(
+        TT.next_dagrun_info(last_automated_data_interval=interval(2024, 2, 28), restriction=leap), 2024, 2, 29
+    )
 
 
 def test_consecutive_runs_tile_the_calendar() -> None:
@@ -95,7 +99,9 @@ def test_consecutive_runs_tile_the_calendar() -> None:
 
 
 def test_first_run_with_catchup_starts_at_start_date_day() -> None:
-    info = TT.next_dagrun_info(last_automated_data_interval=None, restriction=restriction(day(2026, 1, 1), catchup=True))
+    info = TT.next_dagrun_info(
+        last_automated_data_interval=None, restriction=restriction(day(2026, 1, 1), catchup=True)
+    )
     assert_run_for(info, 2026, 1, 1)
 
 
@@ -229,7 +235,9 @@ def test_default_run_at_is_0400() -> None:
 
 def test_run_at_other_than_0400() -> None:
     tt = CalendarDayTimetable(run_at=dt.time(6, 30))
-    info = tt.next_dagrun_info(last_automated_data_interval=interval(2026, 3, 6), restriction=restriction(day(2026, 1, 1), catchup=True))
+    info = tt.next_dagrun_info(
+        last_automated_data_interval=interval(2026, 3, 6), restriction=restriction(day(2026, 1, 1), catchup=True)
+    )
     assert_run_for(info, 2026, 3, 7, run_at=dt.time(6, 30))
     assert info.run_after == day(2026, 3, 8, 6, 30)
     assert "06:30" in tt.summary
@@ -247,6 +255,8 @@ def test_run_at_other_than_0400() -> None:
 
 def test_midnight_run_at() -> None:
     tt = CalendarDayTimetable(run_at=dt.time(0, 0))
-    info = tt.next_dagrun_info(last_automated_data_interval=None, restriction=restriction(day(2026, 3, 7), catchup=True))
+    info = tt.next_dagrun_info(
+        last_automated_data_interval=None, restriction=restriction(day(2026, 3, 7), catchup=True)
+    )
     assert info is not None
     assert info.run_after == info.data_interval.end == day(2026, 3, 8)

@@ -159,12 +159,6 @@ def test_missing_dates_name_the_param(empty: str | None, param: str) -> None:
     assert f"'{param}'" in msg and "missing" in msg
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG windows.py _parse_day: only checks len(text) == 10 before date.fromisoformat, which on "
-    "Python 3.11 also accepts basic and week-date forms and ignores trailing characters of the basic "
-    "form; these are not YYYY-MM-DD and must raise WindowError",
-)
 @pytest.mark.parametrize("bad", ["20260301xx", "2026030100", "20260301T0", "2026-W09-1"])
 def test_ten_character_non_dates_rejected(bad: str) -> None:
     msg = one_line_error(range_window, bad, "2026-03-07", today=TODAY)

@@ -188,8 +188,9 @@ def _one_line(exc: ValidationError, where: str) -> str:
 
 def validate_destination(raw: dict[str, Any], integration: Integration, *, origin: str) -> Destination:
     """Validate one destination against the schema and the integration's tables and event types."""
-    name = raw.get("name", "?") if isinstance(raw, dict) else "?"
-    where = f"{origin}: destination '{name}'"
+    name = str(raw.get("name", "?")) if isinstance(raw, dict) else "?"
+    # repr() keeps the message on one line whatever the name holds
+    where = f"{origin}: destination {name!r}"
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: must be a mapping of fields")
     data = dict(raw)
@@ -206,6 +207,8 @@ def validate_destination(raw: dict[str, Any], integration: Integration, *, origi
             f"(choose from {list(integration.table_names)})"
         )
     known = set(integration.all_event_types)
+    if not dest.event_types:
+        raise ConfigError(f"{where}: field 'event_types': select at least one event type or group, or 'all'")
     for item in dest.event_types:
         if item != "all" and item not in integration.event_groups and item not in known:
             raise ConfigError(

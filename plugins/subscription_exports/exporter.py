@@ -162,5 +162,5 @@ def build_manifest(
         "compression": "gzip" if dest.gzip else None,
         "format": "csv; RFC 4180; UTF-8; header row; CRLF line endings; NULL as empty field",
         "run_id": run_id,
-        "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }

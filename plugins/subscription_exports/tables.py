@@ -9,10 +9,10 @@ prefix, which therefore stays stable.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     """How a column's source text is rendered in the CSV."""
 
     TEXT = "text"  # as stored

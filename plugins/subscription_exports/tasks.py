@@ -47,7 +47,8 @@ def range_params() -> dict[str, Param]:
             type=["null", "string"],
             format="date",
             title="Export to (UTC date, inclusive)",
-            description="Manual range export: last day, up to 23:59:59.999999 UTC. At most 366 days, not in the future.",
+            description="Manual range export: last day, up to 23:59:59.999999 UTC. "
+            "At most 366 days, not in the future.",
         ),
     }
 
@@ -109,7 +110,7 @@ def check_destination(destination: dict[str, Any], integration_id: str) -> dict[
     """Fail fast, before any upload, naming destination, connection, bucket and the store's error code."""
     from subscription_exports import s3
 
-    integration, dest = _destination(destination, integration_id)
+    _, dest = _destination(destination, integration_id)
     _label(get_current_context(), dest.name)
     where = f"destination '{dest.name}' (connection '{dest.conn_id}', bucket '{dest.bucket_name}')"
     try:

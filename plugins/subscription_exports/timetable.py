@@ -12,9 +12,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pendulum import UTC, DateTime, Time
-
 from airflow.timetables.base import DagRunInfo, DataInterval, TimeRestriction, Timetable
+from pendulum import UTC, DateTime, Time
 
 
 def _day_start(moment: DateTime) -> DateTime:

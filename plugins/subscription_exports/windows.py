@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 MAX_RANGE_DAYS = 366
-UTC = dt.timezone.utc
+UTC = dt.UTC
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class WindowError(ValueError):
@@ -78,7 +80,7 @@ def _parse_day(value: object, field: str) -> dt.date:
         return value
     text = str(value).strip()
     try:
-        if len(text) != 10:
+        if not _ISO_DAY.fullmatch(text):
             raise ValueError
         return dt.date.fromisoformat(text)
     except ValueError:

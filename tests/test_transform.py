@@ -1,0 +1,510 @@
+"""transform.py on tiny hand-made intermediate CSVs: exact output bytes, plus a round-trip property."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from subscription_exports.tables import CAMPAIGN_PERFORMANCE, EVENTS, PAYWALL_VISITS, UA_EVENTS, TableSpec
+from subscription_exports.transform import (
+    ShapeOptions,
+    encode_header,
+    encode_rows,
+    open_chunks,
+    shape,
+    source_columns,
+)
+
+CRLF = "\r\n"
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def pg_field(value: str | None) -> str:
+    """One field as PostgreSQL's COPY ... CSV writes it: NULL unquoted empty, '' as "", quoting when needed."""
+    if value is None:
+        return ""
+    if value == "" or any(ch in value for ch in ',"\r\n'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def intermediate(spec: TableSpec, rows: Sequence[Mapping[str, str | None]], line_end: str = "\n") -> bytes:
+    """The intermediate CSV the SQL stage produces: header + rows, columns absent from a row are NULL."""
+    columns = source_columns(spec)
+    unknown = {k for row in rows for k in row} - set(columns)
+    assert not unknown, f"test bug: no such source columns {unknown}"
+    lines = [",".join(columns)] + [",".join(pg_field(row.get(c)) for c in columns) for row in rows]
+    return (line_end.join(lines) + line_end).encode("utf-8")
+
+
+def transform(spec: TableSpec, data: bytes, options: ShapeOptions | None = None, *, block_size: int = 4 << 20) -> bytes:
+    """open_chunks -> shape -> encode_rows with encode_header: the whole file's bytes."""
+    options = options or ShapeOptions()
+    out = [encode_header(spec.header(with_attributes=options.with_attributes))]
+    for batch in open_chunks(io.BytesIO(data), source_columns(spec), block_size=block_size):
+        out.append(encode_rows(shape(batch, spec, options)))
+    return b"".join(out)
+
+
+def run(spec: TableSpec, rows: Sequence[Mapping[str, str | None]], options: ShapeOptions | None = None) -> bytes:
+    return transform(spec, intermediate(spec, rows), options)
+
+
+def header(spec: TableSpec, *, with_attributes: bool = False) -> bytes:
+    return (",".join(spec.header(with_attributes=with_attributes)) + CRLF).encode()
+
+
+def line(spec: TableSpec, values: Mapping[str, str], *, with_attributes: bool = False) -> bytes:
+    """An expected output line: ``values`` are already-rendered fields, every other column empty."""
+    names = spec.header(with_attributes=with_attributes)
+    assert set(values) <= set(names), f"test bug: {set(values) - set(names)}"
+    return (",".join(values.get(n, "") for n in names) + CRLF).encode("utf-8")
+
+
+def python_csv(rows: Sequence[Sequence[str]]) -> bytes:
+    buf = io.StringIO(newline="")
+    csv.writer(buf, lineterminator=CRLF).writerows(rows)
+    return buf.getvalue().encode("utf-8")
+
+
+def only_row(spec: TableSpec, out: bytes, *, with_attributes: bool = False) -> dict[str, str]:
+    rows = list(csv.reader(io.StringIO(out.decode("utf-8"), newline="")))
+    assert rows[0] == spec.header(with_attributes=with_attributes)
+    assert len(rows) == 2, rows
+    return dict(zip(rows[0], rows[1], strict=True))
+
+
+# -- shape of the file ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "with_attributes"),
+    [
+        (spec, attrs)
+        for spec in (EVENTS, PAYWALL_VISITS, UA_EVENTS, CAMPAIGN_PERFORMANCE)
+        for attrs in (False, True)
+        if spec.supports_attributes or not attrs
+    ],
+    ids=lambda v: v.name if isinstance(v, TableSpec) else ("attributes" if v else "plain"),
+)
+def test_zero_rows_is_header_only(spec: TableSpec, with_attributes: bool) -> None:
+    out = run(spec, [], ShapeOptions(with_attributes=with_attributes))
+    assert out == header(spec, with_attributes=with_attributes)
+    assert out.endswith(b"\r\n") and out.count(b"\n") == 1
+
+
+def test_documented_headers() -> None:
+    assert header(EVENTS).startswith(b"profile_id,event_type,event_datetime,transaction_id,")
+    assert b",profile_county," in header(EVENTS)
+    assert header(PAYWALL_VISITS, with_attributes=True).endswith(b",paywall_revision,attributes\r\n")
+    assert header(CAMPAIGN_PERFORMANCE).endswith(b",spend_local,cpi_usd,cpc_usd,cpm_usd,ctr,icr,ipm,ltv_usd\r\n")
+
+
+def test_paywall_visits_exact_bytes() -> None:
+    rows = [
+        {
+            "profile_id": "p1",
+            "customer_user_id": None,
+            "profile_country": "US",
+            "install_date": "2026-03-07 12:34:56.1+00",
+            "store": "app_store",
+            "paywall_showed_at": "2026-03-07 00:00:00+00",
+            "developer_id": "a,b",
+            "ab_test_name": 'x"y',
+            "ab_test_revision": "3",
+            "paywall_name": "",
+            "paywall_revision": "12",
+            "attributes": '{"b": 1, "a": "x"}',
+        },
+        {
+            "profile_id": "p2",
+            "install_date": "2026-03-07 23:59:59.999999",
+            "store": "line\nbreak",
+            "paywall_showed_at": "2026-03-07 23:59:59.999999+00",
+            "developer_id": "=1+1",
+            "ab_test_name": " lead ",
+            "paywall_name": "NA",
+            "attributes": '{"a":"x","b":1}',
+        },
+    ]
+    expected = (
+        b"profile_id,customer_user_id,profile_country,install_date,store,paywall_showed_at,developer_id,"
+        b"ab_test_name,ab_test_revision,paywall_name,paywall_revision,attributes\r\n"
+        b'p1,,US,2026-03-07T12:34:56.100000+00:00,app_store,2026-03-07T00:00:00.000000+00:00,"a,b","x""y",3,,12,'
+        b'"{""a"":""x"",""b"":1}"\r\n'
+        b'p2,,,2026-03-07T23:59:59.999999+00:00,"line\nbreak",2026-03-07T23:59:59.999999+00:00,=1+1, lead ,,NA,,'
+        b'"{""a"":""x"",""b"":1}"\r\n'
+    )
+    assert run(PAYWALL_VISITS, rows, ShapeOptions(with_attributes=True)) == expected
+    # Without the setting the source still returns `attributes`, but the file has no such column.
+    assert run(PAYWALL_VISITS, rows) == (
+        b"profile_id,customer_user_id,profile_country,install_date,store,paywall_showed_at,developer_id,"
+        b"ab_test_name,ab_test_revision,paywall_name,paywall_revision\r\n"
+        b'p1,,US,2026-03-07T12:34:56.100000+00:00,app_store,2026-03-07T00:00:00.000000+00:00,"a,b","x""y",3,,12\r\n'
+        b'p2,,,2026-03-07T23:59:59.999999+00:00,"line\nbreak",2026-03-07T23:59:59.999999+00:00,=1+1, lead ,,NA,\r\n'
+    )
+
+
+def test_crlf_line_ends_whatever_the_intermediate_uses() -> None:
+    rows = [{"profile_id": "p1"}, {"profile_id": "p2"}]
+    lf = transform(PAYWALL_VISITS, intermediate(PAYWALL_VISITS, rows, "\n"))
+    crlf = transform(PAYWALL_VISITS, intermediate(PAYWALL_VISITS, rows, "\r\n"))
+    assert lf == crlf == header(PAYWALL_VISITS) + b"p1,,,,,,,,,,\r\np2,,,,,,,,,,\r\n"
+    assert b"\n" not in lf.replace(b"\r\n", b"")
+
+
+# -- timestamps ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "rendered"),
+    [
+        ("2026-03-07 12:34:56.1+00", "2026-03-07T12:34:56.100000+00:00"),  # PostgreSQL timestamptz text
+        ("2026-03-07 12:34:56.123456+00", "2026-03-07T12:34:56.123456+00:00"),
+        ("2026-03-07 00:00:00+00", "2026-03-07T00:00:00.000000+00:00"),
+        ("2026-03-07 00:00:00+00:00", "2026-03-07T00:00:00.000000+00:00"),
+        ("2026-03-07 23:59:59.999999", "2026-03-07T23:59:59.999999+00:00"),  # SQLite text
+        ("2026-03-07 01:02:03", "2026-03-07T01:02:03.000000+00:00"),
+        ("2026-03-07T01:02:03.5Z", "2026-03-07T01:02:03.500000+00:00"),
+        (None, ""),
+    ],
+)
+def test_timestamps(source: str | None, rendered: str) -> None:
+    out = run(PAYWALL_VISITS, [{"profile_id": "p", "install_date": source, "paywall_showed_at": source}])
+    assert out == header(PAYWALL_VISITS) + line(
+        PAYWALL_VISITS, {"profile_id": "p", "install_date": rendered, "paywall_showed_at": rendered}
+    )
+
+
+# -- decimals and integers -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "rendered"),
+    [
+        ("9.9900", "9.99"),
+        ("10.0000", "10"),
+        ("0.1000", "0.1"),
+        ("0", "0"),
+        ("0.0000", "0"),
+        ("-0.0000", "0"),
+        ("-1.5000", "-1.5"),
+        ("1234.5", "1234.5"),
+        ("100", "100"),
+        ("100.0", "100"),
+        ("0.0001", "0.0001"),
+        ("999999999999.9999", "999999999999.9999"),
+        (None, ""),
+        ("", ""),
+    ],
+)
+def test_decimals(source: str | None, rendered: str) -> None:
+    out = run(EVENTS, [{"revenue_usd": source, "tax_amount_local": source}])
+    assert out == header(EVENTS) + line(EVENTS, {"revenue_usd": rendered, "tax_amount_local": rendered})
+
+
+@pytest.mark.parametrize("value", ["0", "7", "-3", "2147483648", "12"])
+def test_integers_unchanged(value: str) -> None:
+    out = run(EVENTS, [{"ab_test_revision": value, "paywall_revision": value}])
+    assert out == header(EVENTS) + line(EVENTS, {"ab_test_revision": value, "paywall_revision": value})
+
+
+# -- event types ---------------------------------------------------------------------------------
+
+
+def test_event_type_lower_case_and_rename() -> None:
+    rows = [
+        {"event_type": "TRIAL_STARTED"},
+        {"event_type": "Subscription_Renewed"},
+        {"event_type": "trial_converted"},
+        {"event_type": None},
+    ]
+    options = ShapeOptions(rename_event_types={"trial_started": "trial", "subscription_renewed": "renewal, paid"})
+    out = run(EVENTS, rows, options)
+    assert out == header(EVENTS) + b"".join(
+        line(EVENTS, {"event_type": v}) for v in ("trial", '"renewal, paid"', "trial_converted", "")
+    )
+    plain = run(EVENTS, rows)
+    assert plain == header(EVENTS) + b"".join(
+        line(EVENTS, {"event_type": v}) for v in ("trial_started", "subscription_renewed", "trial_converted", "")
+    )
+
+
+def test_ua_event_type_and_rename() -> None:
+    out = run(
+        UA_EVENTS,
+        [{"event_type": "INSTALL"}, {"event_type": "Click"}],
+        ShapeOptions(rename_event_types={"install": "app_install"}),
+    )
+    assert out == header(UA_EVENTS) + line(UA_EVENTS, {"event_type": "app_install"}) + line(
+        UA_EVENTS, {"event_type": "click"}
+    )
+
+
+# -- JSON ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "rendered"),
+    [
+        ('{"b": 1, "a": "x"}', '"{""a"":""x"",""b"":1}"'),  # PostgreSQL jsonb text
+        ('{"a":"x","b":1}', '"{""a"":""x"",""b"":1}"'),  # SQLite compact text
+        ('{"z": {"y": [1, 2.50, null], "x": true}}', '"{""z"":{""x"":true,""y"":[1,2.50,null]}}"'),
+        ('{"name": "Zoë 😀 東京"}', '"{""name"":""Zoë 😀 東京""}"'),  # non-ASCII kept as is
+        ('{"s": "a\\nb"}', '"{""s"":""a\\nb""}"'),  # escaped newline stays escaped
+        ("{}", "{}"),
+        ("[]", "[]"),
+        ("null", ""),
+        ("", ""),
+        (None, ""),
+    ],
+)
+def test_json_normalization(source: str | None, rendered: str) -> None:
+    out = run(UA_EVENTS, [{"custom_parameters": source, "attributes": source}], ShapeOptions(with_attributes=True))
+    assert out == header(UA_EVENTS, with_attributes=True) + line(
+        UA_EVENTS, {"custom_parameters": rendered, "attributes": rendered}, with_attributes=True
+    )
+
+
+def test_postgres_and_sqlite_json_renderings_agree() -> None:
+    pg = run(UA_EVENTS, [{"custom_parameters": '{"b": 1, "a": {"d": [], "c": "é"}}'}])
+    lite = run(UA_EVENTS, [{"custom_parameters": '{"a":{"c":"\\u00e9","d":[]},"b":1}'}])
+    assert pg == lite
+    assert only_row(UA_EVENTS, pg)["custom_parameters"] == '{"a":{"c":"é","d":[]},"b":1}'
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ('{"v": 12345678901234567.89}', '{"v":12345678901234567.89}'),
+        ('{"v": 0.12345678901234567890}', '{"v":0.12345678901234567890}'),
+        ('{"v": 1e400}', None),  # any valid JSON for 1e400, not "Infinity"
+    ],
+)
+def test_json_numbers_keep_their_value(source: str, expected: str | None) -> None:
+    import json
+
+    got = only_row(UA_EVENTS, run(UA_EVENTS, [{"custom_parameters": source}]))["custom_parameters"]
+    assert "Infinity" not in got
+    assert json.loads(got, parse_float=Decimal) == json.loads(source, parse_float=Decimal)
+    if expected is not None:
+        assert got == expected
+
+
+# -- quoting -------------------------------------------------------------------------------------
+
+HOSTILE = [
+    ("plain", "plain"),
+    ("a,b", '"a,b"'),
+    ('say "hi"', '"say ""hi"""'),
+    ('"', '""""'),
+    ("line\nbreak", '"line\nbreak"'),
+    ("carriage\rreturn", '"carriage\rreturn"'),
+    ("windows\r\nline", '"windows\r\nline"'),
+    ("trailing\n", '"trailing\n"'),
+    ("😀 emoji", "😀 emoji"),
+    ("=SUM(A1:A2)", "=SUM(A1:A2)"),
+    ("+1", "+1"),
+    ("  spaces  ", "  spaces  "),
+    ("NA", "NA"),
+    ("NULL", "NULL"),
+    ("\\N", "\\N"),
+    ("tab\there", "tab\there"),
+    ("'quote", "'quote"),
+    ("", ""),
+]
+
+
+@pytest.mark.parametrize(("value", "rendered"), HOSTILE, ids=[repr(v) for v, _ in HOSTILE])
+def test_minimal_quoting_like_python_csv(value: str, rendered: str) -> None:
+    out = run(PAYWALL_VISITS, [{"profile_id": "p", "developer_id": value, "paywall_name": value}])
+    expected_line = line(PAYWALL_VISITS, {"profile_id": "p", "developer_id": rendered, "paywall_name": rendered})
+    assert out == header(PAYWALL_VISITS) + expected_line
+    # Byte for byte what Python's csv module writes with lineterminator '\r\n'.
+    names = PAYWALL_VISITS.column_names
+    fields = {"profile_id": "p", "developer_id": value, "paywall_name": value}
+    assert out == python_csv([names, [fields.get(n, "") for n in names]])
+    # ...and it reads back as the value.
+    assert only_row(PAYWALL_VISITS, out)["developer_id"] == value
+
+
+def test_text_columns_of_every_table_are_quoted() -> None:
+    value = 'a,"b"\r\nc'
+    for spec, column in ((EVENTS, "product_id"), (UA_EVENTS, "user_agent"), (CAMPAIGN_PERFORMANCE, "ad_name")):
+        out = run(spec, [{column: value}])
+        assert out == header(spec) + line(spec, {column: '"a,""b""\r\nc"'}), spec.name
+        assert only_row(spec, out)[column] == value
+
+
+def test_small_blocks_give_the_same_bytes() -> None:
+    # Values with newlines cross pyarrow's block boundaries; the output must not depend on chunking.
+    rows = [
+        {"profile_id": f"p{i}", "store": f'line {i}\nnext, "quoted"\r\n{"x" * (i % 17)}', "paywall_revision": str(i)}
+        for i in range(300)
+    ]
+    data = intermediate(PAYWALL_VISITS, rows)
+    whole = transform(PAYWALL_VISITS, data)
+    chunked = transform(PAYWALL_VISITS, data, block_size=1024)
+    assert chunked == whole
+    parsed = list(csv.reader(io.StringIO(whole.decode(), newline="")))
+    assert [r[4] for r in parsed[1:]] == [r["store"] for r in rows]
+
+
+# -- campaign performance derived metrics ------------------------------------------------------
+
+CAMPAIGN = {
+    "campaign_id": "c1",
+    "campaign_name": "Spring",
+    "adset_id": "as1",
+    "adset_name": "Adset",
+    "ad_id": "ad1",
+    "ad_name": "Ad",
+    "platform": "Meta",
+    "date": "2026-03-07",
+}
+METRICS = ("cpi_usd", "cpc_usd", "cpm_usd", "ctr", "icr", "ipm")
+
+
+def campaign_row(
+    impressions: str | None, clicks: str | None, installs: str | None, spend: str | None
+) -> dict[str, str | None]:
+    return {
+        **CAMPAIGN,
+        "impressions": impressions,
+        "clicks": clicks,
+        "installs": installs,
+        "conversions": "1",
+        "spend_usd": spend,
+        "spend_local": "12.3400",
+        "ltv_usd": "0.5000",
+    }
+
+
+@pytest.mark.parametrize(
+    ("inputs", "metrics"),
+    [
+        # impressions, clicks, installs, spend  ->  cpi, cpc, cpm, ctr, icr, ipm
+        (("1000", "10", "5", "9.9900"), ("1.998", "0.999", "9.99", "0.01", "0.5", "5")),
+        (("3", "3", "3", "1.0000"), ("0.333333", "0.333333", "333.333333", "1", "1", "1000")),  # 1/3
+        (("3", "3", "3", "2.0000"), ("0.666667", "0.666667", "666.666667", "1", "1", "1000")),  # 2/3 half-up
+        (("2000000", "1", "1", "0"), ("0", "0", "0", "0.000001", "1", "0.0005")),  # 0.0000005 -> 0.000001
+        (("3", "3", "3", "0.0000015"), ("0.000001", "0.000001", "0.0005", "1", "1", "1000")),
+        (("0", "10", "5", "9.99"), ("1.998", "0.999", "", "", "0.5", "")),  # zero impressions
+        (("1000", "0", "5", "9.99"), ("1.998", "", "9.99", "0", "", "5")),  # zero clicks
+        (("1000", "10", "0", "9.99"), ("", "0.999", "9.99", "0.01", "0", "0")),  # zero installs
+        (("1000", "10", "5", None), ("", "", "", "0.01", "0.5", "5")),  # NULL spend
+        (("0", "0", "0", "0"), ("", "", "", "", "", "")),
+        ((None, None, None, None), ("", "", "", "", "", "")),
+    ],
+)
+def test_campaign_derived_metrics(inputs: tuple[str | None, ...], metrics: tuple[str, ...]) -> None:
+    impressions, clicks, installs, spend = inputs
+    out = run(CAMPAIGN_PERFORMANCE, [campaign_row(impressions, clicks, installs, spend)])
+    rendered_spend = {"9.9900": "9.99", "1.0000": "1", "2.0000": "2"}.get(spend or "", spend or "")
+    expected = {
+        **CAMPAIGN,
+        "impressions": impressions or "",
+        "clicks": clicks or "",
+        "installs": installs or "",
+        "conversions": "1",
+        "spend_usd": rendered_spend,
+        "spend_local": "12.34",
+        "ltv_usd": "0.5",
+        **dict(zip(METRICS, metrics, strict=True)),
+    }
+    assert out == header(CAMPAIGN_PERFORMANCE) + line(CAMPAIGN_PERFORMANCE, expected)
+
+
+def test_campaign_exact_bytes() -> None:
+    out = run(CAMPAIGN_PERFORMANCE, [campaign_row("1000", "10", "5", "9.9900")])
+    assert out == (
+        b"campaign_id,campaign_name,adset_id,adset_name,ad_id,ad_name,platform,date,impressions,clicks,installs,"
+        b"conversions,spend_usd,spend_local,cpi_usd,cpc_usd,cpm_usd,ctr,icr,ipm,ltv_usd\r\n"
+        b"c1,Spring,as1,Adset,ad1,Ad,Meta,2026-03-07,1000,10,5,1,9.99,12.34,1.998,0.999,9.99,0.01,0.5,5,0.5\r\n"
+    )
+
+
+# -- attributes column ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", [EVENTS, PAYWALL_VISITS, UA_EVENTS], ids=lambda s: s.name)
+def test_attributes_appended_only_when_asked(spec: TableSpec) -> None:
+    rows = [{"profile_id": "p1", "attributes": '{"plan": "pro"}'}, {"profile_id": "p2", "attributes": None}]
+    with_attrs = run(spec, rows, ShapeOptions(with_attributes=True))
+    assert with_attrs == (
+        header(spec, with_attributes=True)
+        + line(spec, {"profile_id": "p1", "attributes": '"{""plan"":""pro""}"'}, with_attributes=True)
+        + line(spec, {"profile_id": "p2"}, with_attributes=True)
+    )
+    without = run(spec, rows)
+    assert without == header(spec) + line(spec, {"profile_id": "p1"}) + line(spec, {"profile_id": "p2"})
+    assert spec.header(with_attributes=True)[:-1] == spec.header(with_attributes=False)
+
+
+def test_sql_returning_wrong_columns_is_an_error() -> None:
+    # A column the table needs is missing from the SQL's result: the error names it. (pyarrow raises
+    # before open_chunks' own "the SQL returns columns" check runs, hence KeyError as well as ValueError.)
+    data = b"profile_id,store\r\np,app_store\r\n"
+    with pytest.raises((ValueError, KeyError), match="customer_user_id"):
+        transform(PAYWALL_VISITS, data)
+
+
+# -- property: arbitrary text and decimals round-trip ------------------------------------------
+
+# Any text PostgreSQL can store (no NUL), with CSV's special characters drawn often.
+TEXT = st.text(
+    st.one_of(
+        st.sampled_from([",", '"', "\r", "\n", " ", "=", "\t", "😀", "é"]),
+        st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    ),
+    max_size=40,
+)
+DECIMALS = st.integers(min_value=0, max_value=4).flatmap(
+    lambda places: st.decimals(
+        min_value=Decimal("-999999999999.9999"),
+        max_value=Decimal("999999999999.9999"),
+        places=places,
+        allow_nan=False,
+        allow_infinity=False,
+    )
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(st.tuples(TEXT, DECIMALS, st.booleans()), min_size=1, max_size=8),
+)
+def test_text_and_decimals_round_trip(rows: list[tuple[str, Decimal, bool]]) -> None:
+    # Intermediate written by Python's csv module (quotes only where needed, empty text as empty).
+    names = source_columns(CAMPAIGN_PERFORMANCE)
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf, lineterminator=CRLF)
+    writer.writerow(names)
+    for text, number, pad in rows:
+        # numeric(18,4) renders with the column's scale; SQLite renders the shortest form.
+        rendered = format(number.quantize(Decimal("0.0001")) if pad else number, "f")
+        writer.writerow([{"campaign_name": text, "ltv_usd": rendered}.get(n, "1") for n in names])
+    out = transform(CAMPAIGN_PERFORMANCE, buf.getvalue().encode("utf-8"))
+    header_names = CAMPAIGN_PERFORMANCE.column_names
+    name_at, ltv_at = header_names.index("campaign_name"), header_names.index("ltv_usd")
+
+    parsed = list(csv.reader(io.StringIO(out.decode("utf-8"), newline="")))
+    assert parsed[0] == header_names
+    assert [r[name_at] for r in parsed[1:]] == [text for text, _, _ in rows]
+    assert [Decimal(r[ltv_at]) for r in parsed[1:]] == [number for _, number, _ in rows]
+    for r in parsed[1:]:
+        assert "e" not in r[ltv_at].lower()
+        assert r[ltv_at] == "0" or not r[ltv_at].rstrip("0").endswith(".")
+
+    frame = pd.read_csv(io.BytesIO(out), dtype=str, keep_default_na=False)
+    assert list(frame.columns) == header_names
+    assert frame["campaign_name"].tolist() == [text for text, _, _ in rows]
+    assert [Decimal(v) for v in frame["ltv_usd"]] == [number for _, number, _ in rows]
