@@ -199,7 +199,6 @@ def test_importing_dag_files_loads_no_heavy_modules() -> None:
 # -- README stays in step with the table declarations -------------------------------------------
 
 
-@pytest.mark.xfail(reason="README not written yet", strict=False)
 @pytest.mark.parametrize("spec", list(tables.TABLES.values()), ids=lambda s: s.name)
 def test_readme_table_sections_match_declarations(spec: tables.TableSpec) -> None:
     fix = "run `.venv/bin/python -m devtools.readme_tables` to write the table sections"
