@@ -99,6 +99,7 @@ class AtomicUpload:
         self._buffer = bytearray()
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
+        self._part_number = 0
         self._pending: deque[Future] = deque()
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -120,7 +121,10 @@ class AtomicUpload:
         # Bound memory: wait for the oldest part before queueing more than max_in_flight.
         while len(self._pending) >= self.max_in_flight:
             self._pending.popleft().result()
-        number = len(self._parts) + len(self._pending) + 1
+        # A plain counter: deriving the number from finished/pending parts can repeat one when a
+        # part finishes while still queued, and a repeated number silently replaces that part.
+        self._part_number += 1
+        number = self._part_number
         assert self._pool is not None
         self._pending.append(self._pool.submit(self._upload_part, number, chunk))
 
