@@ -39,7 +39,9 @@ DB = "se_bench"
 APP = "com.bench.app"
 DAY = dt.date(2026, 3, 7)
 BUCKET = "bench"
-IDENTITY = Identity("bench", "BENCHKEY000000000001", "bench-secret-value", [f"{v}:{BUCKET}" for v in ("Read", "Write", "List")])
+IDENTITY = Identity(
+    "bench", "BENCHKEY000000000001", "bench-secret-value", [f"{v}:{BUCKET}" for v in ("Read", "Write", "List")]
+)
 PYTHON = sys.executable
 
 
@@ -147,7 +149,10 @@ def main(argv: list[str] | None = None) -> int:
                     "conn_type": "aws",
                     "login": IDENTITY.access_key,
                     "password": IDENTITY.secret_key,
-                    "extra": {"endpoint_url": store.endpoint_url, "config_kwargs": {"s3": {"addressing_style": "path"}}},
+                    "extra": {
+                        "endpoint_url": store.endpoint_url,
+                        "config_kwargs": {"s3": {"addressing_style": "path"}},
+                    },
                 }
             ),
         }

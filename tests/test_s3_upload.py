@@ -18,7 +18,9 @@ def chunks(total: int, size: int, seed: bytes) -> list[bytes]:
     """Deterministic pseudo-random data in uneven chunks (so writes straddle part boundaries)."""
     out, counter = [], 0
     while total > 0:
-        block = b"".join(hashlib.sha256(seed + (counter + i).to_bytes(8, "big")).digest() for i in range(size // 32 + 1))
+        block = b"".join(
+            hashlib.sha256(seed + (counter + i).to_bytes(8, "big")).digest() for i in range(size // 32 + 1)
+        )
         out.append(block[: min(size, total)])
         total -= size
         counter += size

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import re
 import threading
 import uuid
 import zlib
@@ -21,7 +22,10 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 MIB = 1 << 20
-DEFAULT_PART_SIZE = 16 * MIB  # S3 minimum is 5 MiB; 16 MiB x 10,000 parts allows 160 GB per file
+# Small parts keep memory low (parts in flight x part size); the size doubles every
+# PARTS_PER_SIZE parts so a file can still grow to terabytes within S3's 10,000 parts.
+DEFAULT_PART_SIZE = 5 * MIB  # the S3 minimum
+PARTS_PER_SIZE = 1000
 S3_CONN_TYPES = {"aws", "s3"}
 
 
@@ -38,7 +42,9 @@ def error_code(exc: BaseException) -> str:
         message = err.get("Message") or ""
         return f"{code}: {message}".strip().rstrip(":") if message else code or type(exc).__name__
     text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}"[:300]
+    # Transport errors embed the request URL; drop its query so the cause stays in view.
+    text = re.sub(r"(https?://[^\s?\"']+)\?[^\s\"']*", r"\1", text)
+    return f"{type(exc).__name__}: {text}"[:600]
 
 
 def s3_client(conn_id: str) -> Any:
@@ -96,7 +102,8 @@ class AtomicUpload:
         self.extra_args = dict(extra_args or {})
         self.part_size = part_size
         self.max_in_flight = max_in_flight
-        self._buffer = bytearray()
+        self._chunks: list[bytes] = []
+        self._buffered = 0
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
         self._part_number = 0
@@ -106,12 +113,29 @@ class AtomicUpload:
         self.bytes_written = 0
 
     def write(self, data: bytes) -> None:
-        self._buffer += data
+        # Chunks are kept as a list and joined once per part: no growing/shifting buffer copies.
+        self._chunks.append(data)
+        self._buffered += len(data)
         self.bytes_written += len(data)
-        while len(self._buffer) >= self.part_size:
-            chunk = bytes(self._buffer[: self.part_size])
-            del self._buffer[: self.part_size]
-            self._submit_part(chunk)
+        if self._buffered >= self.part_size:
+            if self._part_number and self._part_number % PARTS_PER_SIZE == 0:
+                self.part_size *= 2
+            joined = b"".join(self._chunks)
+            self._chunks.clear()
+            self._buffered = 0
+            offset = 0
+            while len(joined) - offset >= self.part_size:
+                self._submit_part(joined[offset : offset + self.part_size])
+                offset += self.part_size
+            if offset < len(joined):
+                self._chunks.append(joined[offset:])
+                self._buffered = len(joined) - offset
+
+    def _take_buffer(self) -> bytes:
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        self._buffered = 0
+        return data
 
     def _submit_part(self, chunk: bytes) -> None:
         if self._upload_id is None:
@@ -137,12 +161,10 @@ class AtomicUpload:
 
     def commit(self) -> None:
         if self._upload_id is None:
-            self.client.put_object(Bucket=self.bucket, Key=self.key, Body=bytes(self._buffer), **self.extra_args)
-            self._buffer.clear()
+            self.client.put_object(Bucket=self.bucket, Key=self.key, Body=self._take_buffer(), **self.extra_args)
             return
-        if self._buffer:
-            self._submit_part(bytes(self._buffer))
-            self._buffer.clear()
+        if self._buffered:
+            self._submit_part(self._take_buffer())
         while self._pending:
             self._pending.popleft().result()
         parts = sorted(self._parts, key=lambda p: p["PartNumber"])
@@ -166,7 +188,7 @@ class AtomicUpload:
                     self.key,
                     error_code(exc),
                 )
-        self._buffer.clear()
+        self._chunks.clear()
 
     def _shutdown(self) -> None:
         if self._pool is not None:
