@@ -352,3 +352,58 @@ def test_least_privilege_identity_cannot_touch_other_buckets(seaweedfs):
         client.create_bucket(Bucket="exporter-may-not-create")
     assert err.value.response["Error"]["Code"] == "AccessDenied"
     assert set(BUCKETS) <= {b["Name"] for b in seaweedfs.admin_client().list_buckets()["Buckets"]}
+
+
+def test_manual_range_export_writes_its_own_keys(airflow_db, seaweedfs, pg_source, src):
+    """A triggered run with date_from/date_to: one file per table covering the range, own keys."""
+    admin = seaweedfs.admin_client()
+    snapshot_and_empty(admin)
+    result = run_dag(
+        "s3_export",
+        conf={"date_from": "2026-03-06", "date_to": "2026-03-07"},
+        connections=connections(seaweedfs, pg_source),
+        variables=destinations_var(DESTINATIONS[:1]),
+    )
+    objects = snapshot_and_empty(admin)
+    assert_ok(result)
+    prefix = "adapty-events/com.acme.ios/exports"
+    start, end = dt.datetime(2026, 3, 6, tzinfo=dt.UTC), dt.datetime(2026, 3, 8, tzinfo=dt.UTC)
+    events = f"{prefix}/events/manual/2026-03-06_2026-03-07/events_2026-03-06_2026-03-07.csv"
+    visits = f"{prefix}/paywall_visits/manual/2026-03-06_2026-03-07/paywall_visits_2026-03-06_2026-03-07.csv"
+    assert sorted(data_objects(objects)) == sorted([events, visits])
+    assert objects[events] == ref.expected_events(src, app_id=IOS, start=start, end=end, event_types=ALL_TYPES)
+    assert objects[visits] == ref.expected_paywall_visits(src, app_id=IOS, start=start, end=end)
+    manifest = json.loads(objects[events + ".manifest.json"])
+    assert manifest["window"] == {
+        "kind": "range",
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "date_from": "2026-03-06",
+        "date_to": "2026-03-07",
+    }
+
+
+@pytest.mark.parametrize(
+    ("conf", "cause"),
+    [
+        ({"date_from": "2026-03-07", "date_to": "2026-03-06"}, "date range is inverted: date_from 2026-03-07 is after"),
+        ({"date_from": "2026-03-06", "date_to": "2999-01-01"}, "param 'date_to': 2999-01-01 is in the future"),
+        ({"date_from": "2024-01-01", "date_to": "2025-01-01"}, "spans 367 days; the maximum is 366"),
+        ({"date_from": "2026-03-06"}, "param 'date_to' is missing"),
+        ({"date_from": "2026-03-06", "date_to": "03/07/2026"}, "03/07/2026"),
+    ],
+    ids=["inverted", "future", "too-long", "missing", "malformed"],
+)
+def test_bad_manual_ranges_fail_at_once_and_write_nothing(airflow_db, seaweedfs, pg_source, conf, cause):
+    admin = seaweedfs.admin_client()
+    snapshot_and_empty(admin)
+    result = run_dag(
+        "s3_export",
+        conf=conf,
+        connections=connections(seaweedfs, pg_source),
+        variables=destinations_var(DESTINATIONS[:1]),
+    )
+    objects = snapshot_and_empty(admin)
+    assert result.returncode != 0
+    assert objects == {}
+    assert cause in result.stdout + result.stderr, (result.stdout + result.stderr)[-3000:]
