@@ -94,7 +94,7 @@ class AtomicUpload:
         key: str,
         extra_args: dict[str, Any] | None = None,
         part_size: int = DEFAULT_PART_SIZE,
-        max_in_flight: int = 2,
+        max_in_flight: int = 1,
     ) -> None:
         if part_size < 5 * MIB:
             raise ValueError("part_size must be at least 5 MiB (S3 minimum)")

@@ -31,7 +31,7 @@ from subscription_exports.tables import ATTRIBUTES, Kind, TableSpec
 
 LINE_END = "\r\n"  # RFC 4180
 # Source CSV parsed per chunk: small enough to bound memory, large enough to amortise kernel calls.
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 512 << 10
 SIX_PLACES = Decimal("0.000001")
 
 
