@@ -22,14 +22,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pendulum
-from airflow.sdk import dag, task_group
+from airflow.sdk import dag
 
 from subscription_exports.integrations import S3_EXPORT
 from subscription_exports.tasks import (
-    check_destination,
     default_args,
-    export_tables,
-    load_destinations,
+    export_destinations,
     range_params,
     resolve_window,
 )
@@ -48,14 +46,7 @@ from subscription_exports.timetable import CalendarDayTimetable
     doc_md=__doc__,
 )
 def s3_export():
-    window = resolve_window()
-
-    @task_group(group_id="destination")
-    def per_destination(destination):
-        checked = check_destination(destination, integration_id=S3_EXPORT.dag_id)
-        export_tables(checked, window, integration_id=S3_EXPORT.dag_id)
-
-    per_destination.expand(destination=load_destinations(S3_EXPORT.dag_id))
+    export_destinations(S3_EXPORT.dag_id, window=resolve_window())
 
 
 s3_export()

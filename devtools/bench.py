@@ -30,6 +30,7 @@ from pathlib import Path
 
 import psutil
 
+from devtools.airflow_env import source_connection
 from devtools.seaweedfs import Identity, SeaweedFS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,44 +66,103 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, i
     return wall, peak, out
 
 
-def events_query() -> str:
-    """The package's events SQL with the benchmark's values bound by psycopg (same query for all paths)."""
+def query_params(table: str, dialect: str) -> dict:
+    """The values the exporter binds for `table` with a destination's default settings."""
+    from subscription_exports import source
+    from subscription_exports.config import selected_event_types, validate_destination
+    from subscription_exports.integrations import INTEGRATIONS
+    from subscription_exports.windows import day_window
+
+    integration = next(i for i in INTEGRATIONS.values() if table in i.table_names)
+    dest = validate_destination(bench_destination("defaults"), integration, origin="bench")
+    params = source.QueryParams(
+        app_id=APP,
+        window=day_window(DAY),
+        event_types=tuple(selected_event_types(dest, integration)),
+        exclude_historical=dest.exclude_historical_events,
+        include_without_profile=dest.include_events_without_profile,
+    )
+    return params.for_dialect(dialect)
+
+
+def bench_destination(folder: str, **settings) -> dict:
+    return {"name": "bench", "conn_id": "bench_s3", "bucket": BUCKET, "folder": folder, "app_id": APP, **settings}
+
+
+def ours_cmd(table: str, dest: dict, source_conn: str = "bench_source") -> list[str]:
+    from subscription_exports.integrations import INTEGRATIONS
+
+    integration = next(i for i in INTEGRATIONS.values() if table in i.table_names)
+    code = OURS.format(
+        plugins=str(ROOT / "plugins"),
+        integration=integration.dag_id,
+        dest=dest,
+        source_conn=source_conn,
+        table=table,
+        day=DAY.isoformat(),
+    )
+    return [PYTHON, "-c", code]
+
+
+def bound_query(table: str = "events", db: str = DB) -> str:
+    """The package's SQL for `table` with the benchmark's values bound by psycopg (same query for all paths)."""
     sys.path.insert(0, str(ROOT / "plugins"))
     import psycopg
 
     from subscription_exports import source
-    from subscription_exports.integrations import S3_EXPORT
-    from subscription_exports.windows import day_window
 
-    params = source.QueryParams(APP, day_window(DAY), S3_EXPORT.all_event_types, True, False).for_dialect("postgres")
-    with psycopg.connect(f"{PG}/{DB}") as conn:
-        return psycopg.ClientCursor(conn).mogrify(source.read_sql("postgres", "events"), params)
+    with psycopg.connect(f"{PG}/{db}") as conn:
+        return psycopg.ClientCursor(conn).mogrify(source.read_sql("postgres", table), query_params(table, "postgres"))
 
 
-OURS = textwrap.dedent(
+# The Airflow paths start timing their task once `airflow.sdk` is imported: a real task process
+# is forked by a worker that has Airflow loaded already (the process wall is reported as well).
+TASK_PRELUDE = "import time, airflow.sdk; TASK_STARTED = time.monotonic()\n"
+TASK_EPILOGUE = '\nprint(f"task_seconds={{time.monotonic() - TASK_STARTED:.3f}}")\n'  # a .format() template
+
+OURS = TASK_PRELUDE + textwrap.dedent(
     """
     import datetime as dt, json, sys
     sys.path[:0] = [{plugins!r}]
     from subscription_exports import exporter, s3, source
     from subscription_exports.config import validate_destination
-    from subscription_exports.integrations import S3_EXPORT
+    from subscription_exports.integrations import INTEGRATIONS
     from subscription_exports.windows import day_window
-    dest = validate_destination({dest!r}, S3_EXPORT, origin="bench")
-    dialect, conn = source.connect("bench_source")
-    result = exporter.export_table(integration=S3_EXPORT, spec=S3_EXPORT.table("events"), dest=dest,
+    integration = INTEGRATIONS[{integration!r}]
+    dest = validate_destination({dest!r}, integration, origin="bench")
+    dialect, conn = source.connect({source_conn!r})
+    result = exporter.export_table(integration=integration, spec=integration.table({table!r}), dest=dest,
         window=day_window(dt.date.fromisoformat({day!r})), dialect=dialect, connection=conn,
         client=s3.s3_client("bench_s3"), run_id="bench")
     print(json.dumps(result.to_dict()))
     """
+).replace("print(json.dumps", TASK_EPILOGUE.strip() + "\nprint(json.dumps")
+
+# The plain floor for SQLite (no COPY there): the same SQL, same bound values, csv.writer to a file.
+SQLITE_DUMP = textwrap.dedent(
+    """
+    import csv, sqlite3
+    con = sqlite3.connect({path!r})
+    cur = con.execute(open({query!r}).read(), {params!r})
+    with open({out!r}, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow([d[0] for d in cur.description])
+        while rows := cur.fetchmany(10000):
+            w.writerows(rows)
+    """
 )
 
-SQL_TO_S3 = textwrap.dedent(
-    """
+SQL_TO_S3 = (
+    TASK_PRELUDE
+    + textwrap.dedent(
+        """
     from airflow.providers.amazon.aws.transfers.sql_to_s3 import SqlToS3Operator
     op = SqlToS3Operator(task_id="sql_to_s3", query=open({query!r}).read(), s3_bucket={bucket!r},
         s3_key="sqltos3/events.csv", sql_conn_id="bench_source", aws_conn_id="bench_s3", replace=True)
     op.execute(context={{}})
     """
+    )
+    + TASK_EPILOGUE
 )
 
 UPLOAD = textwrap.dedent(
@@ -111,130 +171,274 @@ UPLOAD = textwrap.dedent(
     from botocore.config import Config
     c = boto3.client("s3", endpoint_url={endpoint!r}, aws_access_key_id={key!r}, aws_secret_access_key={secret!r},
         region_name="us-east-1", config=Config(s3={{"addressing_style": "path"}}))
-    c.upload_file({path!r}, {bucket!r}, "baseline/events.csv")
+    c.upload_file({path!r}, {bucket!r}, {object_key!r})
     """
 )
 
 
+OTHER_TABLES = ("paywall_visits", "ua_events", "campaign_performance")
+OTHERS_DB = "se_bench_all"
+OTHER_SOURCE_TABLES = {"paywall_visits", "ua_events", "ua_ad_metrics_daily"}  # campaign_performance reads the last
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="benchmark the events export")
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser = argparse.ArgumentParser(description="benchmark the exports against COPY + upload and SqlToS3Operator")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="events rows of the benchmark day")
     parser.add_argument("--repeat", type=int, default=3, help="runs per path (median reported)")
     parser.add_argument("--sqltos3-repeat", type=int, default=1, help="SqlToS3Operator is slow; runs of it")
     parser.add_argument("--skip-sqltos3", action="store_true")
+    parser.add_argument(
+        "--others-rows",
+        type=int,
+        default=200_000,
+        help="rows per day for the other tables, PostgreSQL and SQLite (0 skips that part)",
+    )
+    parser.add_argument("--skip-events", action="store_true", help="only the other tables and SQLite")
     parser.add_argument("--no-verify", action="store_true", help="skip the byte-for-byte reference check")
-    parser.add_argument("--reuse-data", action="store_true", help="keep the database of a previous run")
+    parser.add_argument("--reuse-data", action="store_true", help="keep the databases of a previous run")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT / "plugins"))
     sys.path.insert(0, str(ROOT / "tests"))
-
     WORK.mkdir(exist_ok=True)
-    if not args.reuse_data:
-        prepare_database(args.rows)
-    query = events_query()
-    query_file = WORK / "events_query.sql"
-    query_file.write_text(query)
 
     weed_dir = WORK / "seaweedfs"
     shutil.rmtree(weed_dir, ignore_errors=True)
-    results: dict[str, list[tuple[float, int]]] = {}
-    outputs: dict[str, str] = {}
+    ok = True
     with SeaweedFS(weed_dir, [IDENTITY], buckets=[BUCKET]) as store:
-        env = {
-            **os.environ,
-            "AIRFLOW_HOME": str(WORK / "airflow"),
-            "AIRFLOW_CONN_BENCH_SOURCE": f"{PG}/{DB}",
-            "AIRFLOW_CONN_BENCH_S3": json.dumps(
-                {
-                    "conn_type": "aws",
-                    "login": IDENTITY.access_key,
-                    "password": IDENTITY.secret_key,
-                    "extra": {
-                        "endpoint_url": store.endpoint_url,
-                        "config_kwargs": {"s3": {"addressing_style": "path"}},
-                    },
-                }
-            ),
-        }
-        csv_path = Path(tempfile.gettempdir()) / "se_bench_copy.csv"
-        copy_sql = f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true)"
-        copy_cmd = ["psql", f"{PG}/{DB}", "-q", "-o", str(csv_path), "-c", copy_sql]
-        upload_cmd = [
-            PYTHON,
-            "-c",
-            UPLOAD.format(
-                endpoint=store.endpoint_url,
-                key=IDENTITY.access_key,
-                secret=IDENTITY.secret_key,
-                path=str(csv_path),
-                bucket=BUCKET,
-            ),
-        ]
-        plain = {"name": "bench", "conn_id": "bench_s3", "bucket": BUCKET, "folder": "ours", "app_id": APP}
-        gz = {**plain, "folder": "ours-gzip", "gzip": True}
-        ours_cmd = [PYTHON, "-c", OURS.format(plugins=str(ROOT / "plugins"), dest=plain, day=DAY.isoformat())]
-        gzip_cmd = [PYTHON, "-c", OURS.format(plugins=str(ROOT / "plugins"), dest=gz, day=DAY.isoformat())]
-        sql_cmd = [PYTHON, "-c", SQL_TO_S3.format(query=str(query_file), bucket=BUCKET)]
-
-        for i in range(args.repeat):
-            # interleave the paths so drift on the machine affects them alike
-            for name, cmd in (("copy", copy_cmd), ("upload", upload_cmd), ("ours", ours_cmd), ("ours_gzip", gzip_cmd)):
-                wall, peak, out = measure(cmd, env)
-                results.setdefault(name, []).append((wall, peak))
-                if name.startswith("ours"):
-                    outputs[name] = out
-                print(f"run {i + 1}/{args.repeat} {name:10s} {wall:7.1f} s  {peak / 2**20:7.0f} MB", flush=True)
-        if not args.skip_sqltos3:
-            for i in range(args.sqltos3_repeat):
-                wall, peak, _ = measure(sql_cmd, env)
-                results.setdefault("sqltos3", []).append((wall, peak))
-                print(f"run {i + 1}/{args.sqltos3_repeat} SqlToS3Operator {wall:7.1f} s  {peak / 2**20:7.0f} MB")
-
-        ours = json.loads(outputs["ours"].strip().splitlines()[-1])
-        client = store.admin_client()
-        body = client.get_object(Bucket=BUCKET, Key=ours["key"])["Body"].read()
-        verdict = verify(body, args) if not args.no_verify else "not checked (--no-verify)"
-        gz = json.loads(outputs["ours_gzip"].strip().splitlines()[-1])
-        csv_path.unlink(missing_ok=True)
-
-    report(results, rows=ours["rows"], csv_bytes=ours["bytes"], gzip_bytes=gz["bytes"], verdict=verdict, args=args)
-    return 0 if verdict.startswith("identical") or args.no_verify else 1
+        if not args.skip_events:
+            ok &= events_phase(store, args)
+        if args.others_rows:
+            ok &= others_phase(store, args)
+    return 0 if ok else 1
 
 
-def prepare_database(rows: int) -> None:
+def bench_env(store: SeaweedFS, source_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "AIRFLOW_HOME": str(WORK / "airflow"),
+        "AIRFLOW_CONN_BENCH_SOURCE": source_url,
+        "AIRFLOW_CONN_BENCH_S3": json.dumps(
+            {
+                "conn_type": "aws",
+                "login": IDENTITY.access_key,
+                "password": IDENTITY.secret_key,
+                "extra": {"endpoint_url": store.endpoint_url, "config_kwargs": {"s3": {"addressing_style": "path"}}},
+            }
+        ),
+    }
+
+
+def upload_cmd(store: SeaweedFS, path: Path, key: str) -> list[str]:
+    code = UPLOAD.format(
+        endpoint=store.endpoint_url,
+        key=IDENTITY.access_key,
+        secret=IDENTITY.secret_key,
+        path=str(path),
+        bucket=BUCKET,
+        object_key=key,
+    )
+    return [PYTHON, "-c", code]
+
+
+def events_phase(store: SeaweedFS, args: argparse.Namespace) -> bool:
+    if not args.reuse_data:
+        prepare_database(DB, args.rows, tables={"events"})
+    query = bound_query()
+    query_file = WORK / "events_query.sql"
+    query_file.write_text(query)
+    env = bench_env(store, f"{PG}/{DB}")
+    results: dict[str, list[tuple[float, int]]] = {}
+    task_times: dict[str, list[float]] = {}
+    outputs: dict[str, str] = {}
+    csv_path = Path(tempfile.gettempdir()) / "se_bench_copy.csv"
+    copy_cmd = ["psql", f"{PG}/{DB}", "-q", "-o", str(csv_path), "-c", copy_sql(query)]
+    plain_cmd = ours_cmd("events", bench_destination("ours"))
+    gzip_cmd = ours_cmd("events", bench_destination("ours-gzip", gzip=True))
+    sql_cmd = [PYTHON, "-c", SQL_TO_S3.format(query=str(query_file), bucket=BUCKET)]
+    paths = (
+        ("copy", copy_cmd),
+        ("upload", upload_cmd(store, csv_path, "baseline/events.csv")),
+        ("ours", plain_cmd),
+        ("ours_gzip", gzip_cmd),
+    )
+    for i in range(args.repeat):
+        # interleave the paths so drift on the machine affects them alike
+        for name, cmd in paths:
+            wall, peak, out = measure(cmd, env)
+            results.setdefault(name, []).append((wall, peak))
+            if name.startswith("ours"):
+                outputs[name] = out
+                task_times.setdefault(name, []).append(task_seconds(out))
+            print(f"run {i + 1}/{args.repeat} {name:10s} {wall:7.1f} s  {peak / 2**20:7.0f} MB", flush=True)
+    if not args.skip_sqltos3:
+        for i in range(args.sqltos3_repeat):
+            wall, peak, out = measure(sql_cmd, env)
+            results.setdefault("sqltos3", []).append((wall, peak))
+            task_times.setdefault("sqltos3", []).append(task_seconds(out))
+            print(f"run {i + 1}/{args.sqltos3_repeat} SqlToS3Operator {wall:7.1f} s  {peak / 2**20:7.0f} MB")
+
+    ours = last_json(outputs["ours"])
+    body = store.admin_client().get_object(Bucket=BUCKET, Key=ours["key"])["Body"].read()
+    verdict = verify(body, "events", f"{PG}/{DB}") if not args.no_verify else "not checked (--no-verify)"
+    gz = last_json(outputs["ours_gzip"])
+    csv_path.unlink(missing_ok=True)
+    report(
+        results,
+        task_times,
+        rows=ours["rows"],
+        csv_bytes=ours["bytes"],
+        gzip_bytes=gz["bytes"],
+        verdict=verdict,
+        args=args,
+    )
+    return verdict.startswith("identical") or args.no_verify
+
+
+def others_phase(store: SeaweedFS, args: argparse.Namespace) -> bool:
+    """The other three tables, from PostgreSQL and from SQLite: ours against dump + upload of the same rows."""
+    sqlite_path = WORK / "bench_all.db"
+    if not args.reuse_data or not sqlite_path.exists():
+        prepare_database(OTHERS_DB, args.others_rows, tables=OTHER_SOURCE_TABLES)
+        sqlite_path.unlink(missing_ok=True)
+        prepare_sqlite(sqlite_path, args.others_rows, tables=OTHER_SOURCE_TABLES)
+    sources = {"postgres": f"{PG}/{OTHERS_DB}", "sqlite": f"sqlite:///{sqlite_path}"}
+    dump = Path(tempfile.gettempdir()) / "se_bench_dump.csv"
+    rows_out: list[tuple] = []
+    ok = True
+    for table in OTHER_TABLES:
+        bodies: dict[str, bytes] = {}
+        for dialect, url in sources.items():
+            env = bench_env(store, url if dialect == "postgres" else source_connection(str(sqlite_path)))
+            if dialect == "postgres":
+                dump_cmd = ["psql", url, "-q", "-o", str(dump), "-c", copy_sql(bound_query(table, OTHERS_DB))]
+            else:
+                query_file = WORK / f"{table}_sqlite.sql"
+                query_file.write_text(read_sql("sqlite", table))
+                code = SQLITE_DUMP.format(
+                    path=str(sqlite_path), query=str(query_file), params=query_params(table, "sqlite"), out=str(dump)
+                )
+                dump_cmd = [PYTHON, "-c", code]
+            paths = (
+                ("dump", dump_cmd),
+                ("upload", upload_cmd(store, dump, f"baseline/{table}.csv")),
+                ("ours", ours_cmd(table, bench_destination(f"ours-{dialect}"))),
+            )
+            times: dict[str, list[tuple[float, int]]] = {}
+            in_task: list[float] = []
+            result: dict = {}
+            for _ in range(args.repeat):
+                for name, cmd in paths:
+                    wall, peak, out = measure(cmd, env)
+                    times.setdefault(name, []).append((wall, peak))
+                    if name == "ours":
+                        result = last_json(out)
+                        in_task.append(task_seconds(out))
+            bodies[dialect] = store.admin_client().get_object(Bucket=BUCKET, Key=result["key"])["Body"].read()
+            med = {k: statistics.median(w for w, _ in v) for k, v in times.items()}
+            peak = max(p for _, p in times["ours"])
+            rows_out.append(
+                (
+                    table,
+                    dialect,
+                    result["rows"],
+                    med["dump"],
+                    med["upload"],
+                    med["ours"],
+                    statistics.median(in_task),
+                    peak,
+                )
+            )
+            print(f"{table:22s} {dialect:8s} ours {med['ours']:6.1f} s  {peak / 2**20:5.0f} MB", flush=True)
+        same = bodies["postgres"] == bodies["sqlite"]
+        verdict = verify(bodies["postgres"], table, sources["postgres"]) if not args.no_verify else "not checked"
+        ok &= same and (verdict.startswith("identical") or args.no_verify)
+        print(f"{table}: PostgreSQL and SQLite files {'identical' if same else 'DIFFERENT'}; reference: {verdict}")
+    dump.unlink(missing_ok=True)
+
+    print(f"\nother tables, {args.others_rows:,} rows per day generated; medians of {args.repeat} runs\n")
+    print("| table | source | rows | dump + upload | ours, process | ours, task | ratio (process / task) | peak RSS |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for table, dialect, rows, dump_s, up_s, ours_s, task_s, peak in rows_out:
+        floor = dump_s + up_s
+        print(
+            f"| {table} | {dialect} | {rows:,} | {floor:.1f} s | {ours_s:.1f} s | {task_s:.1f} s "
+            f"| {ours_s / floor:.2f}x / {task_s / floor:.2f}x | {peak / 2**20:.0f} MB |"
+        )
+    return ok
+
+
+def copy_sql(query: str) -> str:
+    return f"COPY ({query}) TO STDOUT WITH (FORMAT csv, HEADER true)"
+
+
+def read_sql(dialect: str, table: str) -> str:
+    from subscription_exports import source
+
+    return source.read_sql(dialect, table)
+
+
+def task_seconds(out: str) -> float | None:
+    """The task time an Airflow path printed (from after `import airflow.sdk` to the end)."""
+    for line in out.splitlines():
+        if line.startswith("task_seconds="):
+            return float(line.split("=", 1)[1])
+    return None
+
+
+def last_json(out: str) -> dict:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def prepare_database(db: str, rows: int, tables: set[str]) -> None:
     import psycopg
 
     from subscription_exports.synthetic import generate
 
     with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB}"')
+        conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{db}"')
     started = time.monotonic()
     counts = generate(
-        f"{PG}/{DB}", apps=[APP], start=DAY, days=1, rows_per_day=rows, seed=5, recreate=True, tables={"events"}
+        f"{PG}/{db}", apps=[APP], start=DAY, days=1, rows_per_day=rows, seed=5, recreate=True, tables=tables
     )
-    print(f"generated {counts} in {time.monotonic() - started:.0f} s", flush=True)
+    print(f"generated {counts} in PostgreSQL in {time.monotonic() - started:.0f} s", flush=True)
 
 
-def verify(body: bytes, args: argparse.Namespace) -> str:
-    import reference as ref
-
-    from subscription_exports.integrations import S3_EXPORT
+def prepare_sqlite(path: Path, rows: int, tables: set[str]) -> None:
+    from subscription_exports.synthetic import generate
 
     started = time.monotonic()
-    src = ref.load_source(f"{PG}/{DB}")
+    counts = generate(f"sqlite:///{path}", apps=[APP], start=DAY, days=1, rows_per_day=rows, seed=5, tables=tables)
+    print(f"generated {counts} in SQLite in {time.monotonic() - started:.0f} s", flush=True)
+
+
+def verify(body: bytes, table: str, source_url: str) -> str:
+    """Compare with tests/reference.py: plain Python over the source rows, written with `csv`."""
+    import reference as ref
+
+    from subscription_exports.integrations import CUSTOM_S3_UA_EXPORT, S3_EXPORT
+
+    started = time.monotonic()
+    src = ref.load_source(source_url)
     start = dt.datetime.combine(DAY, dt.time.min, tzinfo=dt.UTC)
-    expected = ref.expected_events(
-        src, app_id=APP, start=start, end=start + dt.timedelta(days=1), event_types=set(S3_EXPORT.all_event_types)
-    )
+    window = {"app_id": APP, "start": start, "end": start + dt.timedelta(days=1)}
+    if table == "events":
+        expected = ref.expected_events(src, event_types=set(S3_EXPORT.all_event_types), **window)
+    elif table == "paywall_visits":
+        expected = ref.expected_paywall_visits(src, **window)
+    elif table == "ua_events":
+        expected = ref.expected_ua_events(src, event_types=set(CUSTOM_S3_UA_EXPORT.all_event_types), **window)
+    else:
+        expected = ref.expected_campaign_performance(src, app_id=APP, date_from=DAY, date_to=DAY)
     took = time.monotonic() - started
     if body == expected:
         return f"identical to the reference exporter (sha256 {hashlib.sha256(body).hexdigest()[:16]}..., {took:.0f} s)"
     return f"DIFFERENT from the reference exporter ({len(body)} vs {len(expected)} bytes)"
 
 
-def report(results, *, rows: int, csv_bytes: int, gzip_bytes: int, verdict: str, args) -> None:
+def report(results, task_times, *, rows: int, csv_bytes: int, gzip_bytes: int, verdict: str, args) -> None:
     med = {k: (statistics.median(w for w, _ in v), max(p for _, p in v)) for k, v in results.items()}
+    task = {k: statistics.median(v) for k, v in task_times.items()}
     labels = {
         "copy": "COPY (query) TO file, psql",
         "upload": "boto3 upload_file of that CSV",
@@ -244,16 +448,19 @@ def report(results, *, rows: int, csv_bytes: int, gzip_bytes: int, verdict: str,
     }
     print(f"\n{rows:,} events rows, {csv_bytes / 1e6:.0f} MB CSV ({gzip_bytes / 1e6:.0f} MB gzip); "
           f"medians of {args.repeat} runs (SqlToS3Operator: {args.sqltos3_repeat}); peak RSS = max\n")  # fmt: skip
-    print("| path | wall | peak RSS | rows/s |")
-    print("|---|---:|---:|---:|")
+    print("| path | process wall | task time | peak RSS | rows/s (process) |")
+    print("|---|---:|---:|---:|---:|")
     for key, label in labels.items():
         if key in med:
             wall, peak = med[key]
-            print(f"| {label} | {wall:.1f} s | {peak / 2**20:.0f} MB | {rows / wall:,.0f} |")
+            in_task = f"{task[key]:.1f} s" if key in task else "-"
+            print(f"| {label} | {wall:.1f} s | {in_task} | {peak / 2**20:.0f} MB | {rows / wall:,.0f} |")
     ours, floor = med["ours"][0], med["copy"][0] + med["upload"][0]
-    print(f"\nours / (COPY + upload) = {ours / floor:.2f}x   (bar: at most 2x)")
+    print(f"\nours / (COPY + upload) = {ours / floor:.2f}x process wall, {task['ours'] / floor:.2f}x task time"
+          "   (bar: at most 2x)")  # fmt: skip
     if "sqltos3" in med:
-        print(f"SqlToS3Operator / ours = {med['sqltos3'][0] / ours:.1f}x faster   (bar: at least 5x)")
+        print(f"SqlToS3Operator / ours = {med['sqltos3'][0] / ours:.1f}x faster by process wall, "
+              f"{task['sqltos3'] / task['ours']:.1f}x by task time   (bar: at least 5x)")  # fmt: skip
     print(f"gzip cost: {med['ours_gzip'][0] / ours:.2f}x the time, {gzip_bytes / csv_bytes:.0%} of the bytes")
     print(f"peak RSS of our export: {med['ours'][1] / 2**20:.0f} MB   (bar: at most 300 MB)")
     print(f"output: {verdict}")

@@ -144,12 +144,22 @@ def snapshot_and_empty(client: Any) -> dict[str, bytes]:
 def aws_connection(seaweedfs: SeaweedFS, identity: Identity = EXPORTER, **extra: Any) -> str:
     """An Airflow `aws` connection (JSON form) for a SeaweedFS identity; two attempts keep failing tests quick."""
     extra.setdefault(
-        "config_kwargs", {"s3": {"addressing_style": "path"}, "retries": {"mode": "standard", "max_attempts": 2}}
+        "config_kwargs", {"s3": {"addressing_style": "path"}, "retries": {"mode": "standard", "total_max_attempts": 2}}
     )
     return airflow_env.aws_connection_json(seaweedfs.endpoint_url, identity.access_key, identity.secret_key, **extra)
 
 
 source_connection = airflow_env.source_connection
+
+
+def assert_ok(result) -> None:
+    """A DAG run succeeded; otherwise show the end of its output."""
+    assert result.returncode == 0, f"DAG run failed:\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
+
+
+def data_objects(objects: dict[str, bytes]) -> dict[str, bytes]:
+    """The data files of a snapshot, without their manifests."""
+    return {k: v for k, v in objects.items() if not k.endswith(".manifest.json")}
 
 
 # -- Airflow -----------------------------------------------------------------------------------
@@ -169,3 +179,33 @@ def run_dag(dag_id: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     """Run a whole DAG with the real Airflow CLI (`airflow dags test`) in a subprocess; connections and
     variables are passed as AIRFLOW_CONN_* / AIRFLOW_VAR_*, the way many deployments do."""
     return airflow_env.dags_test(AIRFLOW_HOME, dag_id, **kwargs)
+
+
+def export_events_from_sqlite(sqlite_path: str | Path, client: Any, destination: dict[str, Any], *, day, run_id: str):
+    """The real exporter in-process: `events` of one day from a SQLite source file to `client`.
+
+    Returns (ExportResult, the validated Destination).
+    """
+    import sqlite3
+
+    from subscription_exports import exporter
+    from subscription_exports.config import validate_destination
+    from subscription_exports.integrations import S3_EXPORT
+    from subscription_exports.windows import day_window
+
+    dest = validate_destination(destination, S3_EXPORT, origin="test")
+    connection = sqlite3.connect(f"file:{sqlite_path}?mode=ro", uri=True, check_same_thread=False)
+    try:
+        result = exporter.export_table(
+            integration=S3_EXPORT,
+            spec=S3_EXPORT.table("events"),
+            dest=dest,
+            window=day_window(day),
+            dialect="sqlite",
+            connection=connection,
+            client=client,
+            run_id=run_id,
+        )
+    finally:
+        connection.close()
+    return result, dest

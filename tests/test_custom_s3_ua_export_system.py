@@ -22,7 +22,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import reference as ref
-from conftest import EXPORTER, aws_connection, run_dag, snapshot_and_empty, source_connection
+from conftest import (
+    EXPORTER,
+    assert_ok,
+    aws_connection,
+    data_objects,
+    run_dag,
+    snapshot_and_empty,
+    source_connection,
+)
 
 from devtools.seaweedfs import SeaweedFS, list_all_keys
 from devtools.tls import make_ca_and_server_cert
@@ -96,14 +104,6 @@ def expected_objects(src: dict) -> dict[str, bytes]:
 
 def destinations_var(dests: list[dict]) -> dict[str, str]:
     return {f"{DAG_ID}_destinations": json.dumps({"source_conn_id": "subscription_source", "destinations": dests})}
-
-
-def assert_ok(result) -> None:
-    assert result.returncode == 0, f"DAG run failed:\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
-
-
-def data_objects(objects: dict[str, bytes]) -> dict[str, bytes]:
-    return {k: v for k, v in objects.items() if not k.endswith(".manifest.json")}
 
 
 def plain(name: str, data: bytes) -> bytes:

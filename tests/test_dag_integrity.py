@@ -211,3 +211,51 @@ def test_readme_table_sections_match_declarations(spec: tables.TableSpec) -> Non
     section = text[text.index(start) + len(start) : text.index(end)].strip("\n")
     if section != tables.markdown_table(spec):
         pytest.fail(f"README.md table '{spec.name}' differs from tables.{spec.name.upper()}; {fix}", pytrace=False)
+
+
+# -- Assets, task docs, concurrency --------------------------------------------------------------
+
+TEST_DAGS_DIR = ROOT / "tests" / "dags"
+
+
+@pytest.mark.parametrize("dag_id", sorted(DAG_IDS))
+def test_export_task_outlets_docs_and_concurrency(dagbag, dag_id: str) -> None:
+    from subscription_exports.integrations import INTEGRATIONS
+    from subscription_exports.tasks import table_alias, table_asset
+
+    dag = dagbag.dags[dag_id]
+    export = dag.get_task("destination.export_tables")
+    tables = INTEGRATIONS[dag_id].table_names
+    assert export.outlets == [table_alias(dag_id, t) for t in tables]
+    assert export.inlets == [table_asset(dag_id, t) for t in tables]
+    assert [o.name for o in export.inlets] == [f"subscription_exports/{dag_id}/{t}" for t in tables]
+    assert export.max_active_tis_per_dag == 16
+    assert export.pool == "default_pool", "no pool unless SUBSCRIPTION_EXPORTS_POOL names one"
+    for task_id in ("destination.check_destination", "destination.export_tables"):
+        assert dag.get_task(task_id).map_index_template == "{{ destination_name }}"
+    for task in dag.tasks:
+        assert task.doc_md and "**Triage**" in task.doc_md, f"{task.task_id}: no triage docs"
+
+
+def test_export_pool_and_limit_come_from_the_environment(monkeypatch) -> None:
+    from subscription_exports.tasks import export_task_settings
+
+    monkeypatch.delenv("SUBSCRIPTION_EXPORTS_POOL", raising=False)
+    monkeypatch.delenv("SUBSCRIPTION_EXPORTS_MAX_ACTIVE_EXPORTS", raising=False)
+    assert export_task_settings() == {"max_active_tis_per_dag": 16}
+    monkeypatch.setenv("SUBSCRIPTION_EXPORTS_POOL", " subscription_source ")
+    monkeypatch.setenv("SUBSCRIPTION_EXPORTS_MAX_ACTIVE_EXPORTS", "0")
+    assert export_task_settings() == {"pool": "subscription_source"}
+
+
+def test_downstream_test_dag_schedules_on_the_export_assets() -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from subscription_exports.integrations import S3_EXPORT
+    from subscription_exports.tasks import table_asset
+
+    bag = DagBag(dag_folder=str(TEST_DAGS_DIR))
+    assert bag.import_errors == {}
+    dag = bag.dags["subscription_exports_consumer"]
+    condition = dag.timetable.asset_condition  # asset | asset: an AssetAny of the two assets
+    assert set(condition.objects) == {table_asset(S3_EXPORT.dag_id, t) for t in S3_EXPORT.table_names}

@@ -20,7 +20,9 @@ from conftest import (
     BUCKETS,
     EXPORTER,
     MISSING_BUCKET,
+    assert_ok,
     aws_connection,
+    data_objects,
     run_dag,
     snapshot_and_empty,
     source_connection,
@@ -101,10 +103,6 @@ def destinations_var(dests: list[dict]) -> dict[str, str]:
     return {"s3_export_destinations": json.dumps({"source_conn_id": "subscription_source", "destinations": dests})}
 
 
-def assert_ok(result) -> None:
-    assert result.returncode == 0, f"DAG run failed:\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
-
-
 @pytest.fixture(scope="module")
 def pg_source(pg_database_factory) -> str:
     url = pg_database_factory()
@@ -136,10 +134,6 @@ def pg_run(airflow_db, seaweedfs, pg_source):
         variables=destinations_var(DESTINATIONS),
     )
     return result, snapshot_and_empty(admin)
-
-
-def data_objects(objects: dict[str, bytes]) -> dict[str, bytes]:
-    return {k: v for k, v in objects.items() if not k.endswith(".manifest.json")}
 
 
 def test_run_writes_exactly_the_expected_keys(pg_run, src):

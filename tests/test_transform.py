@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
+from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from subscription_exports.tables import CAMPAIGN_PERFORMANCE, EVENTS, PAYWALL_VISITS, UA_EVENTS, TableSpec
+from subscription_exports.tables import CAMPAIGN_PERFORMANCE, EVENTS, PAYWALL_VISITS, UA_EVENTS, Kind, TableSpec
 from subscription_exports.transform import (
     ShapeOptions,
     encode_header,
     encode_rows,
     open_chunks,
+    quote_minimal,
     shape,
     source_columns,
 )
@@ -182,6 +189,29 @@ def test_timestamps(source: str | None, rendered: str) -> None:
     assert out == header(PAYWALL_VISITS) + line(
         PAYWALL_VISITS, {"profile_id": "p", "install_date": rendered, "paywall_showed_at": rendered}
     )
+
+
+def test_timestamps_of_mixed_forms_in_one_chunk() -> None:
+    forms = ["2026-03-07 12:34:56.1+00", "2026-03-07 12:34:56.1+00:00", "2026-03-07T12:34:56.1Z", None,
+             "2026-03-07 12:34:56.1"]  # fmt: skip
+    rows = [{"profile_id": f"p{i}", "install_date": v, "paywall_showed_at": v} for i, v in enumerate(forms)]
+    out = run(PAYWALL_VISITS, rows)
+    rendered = ["2026-03-07T12:34:56.100000+00:00" if v else "" for v in forms]
+    expected = [
+        line(PAYWALL_VISITS, {"profile_id": f"p{i}", "install_date": r, "paywall_showed_at": r})
+        for i, r in enumerate(rendered)
+    ]
+    assert out == header(PAYWALL_VISITS) + b"".join(expected)
+
+
+@pytest.mark.parametrize("start", [0, 1, 2, 3])
+def test_quoting_of_array_slices(start: int) -> None:
+    """Chunks may be slices of a larger buffer: only the slice's own values decide the quoting."""
+    values = pa.array(["a,b", "plain", "x", 'q"q', None, "ok"])
+    piece = values.slice(start, 2)
+    expected = [None if v is None else (f'"{v.replace(chr(34), 2 * chr(34))}"' if any(c in v for c in ',"') else v)
+                for v in values.to_pylist()[start : start + 2]]  # fmt: skip
+    assert quote_minimal(piece).to_pylist() == expected
 
 
 # -- decimals and integers -----------------------------------------------------------------------
@@ -508,3 +538,96 @@ def test_text_and_decimals_round_trip(rows: list[tuple[str, Decimal, bool]]) -> 
     assert list(frame.columns) == header_names
     assert frame["campaign_name"].tolist() == [text for text, _, _ in rows]
     assert [Decimal(v) for v in frame["ltv_usd"]] == [number for _, number, _ in rows]
+
+
+# Integers of the bigint columns, any size, and NULL.
+BIGINTS = st.one_of(st.none(), st.integers(min_value=-(2**63), max_value=2**63 - 1))
+# Python floats with at most 4 decimals (14 significant digits, so repr() is that decimal), as a
+# client binds them into numeric(18,4): the column stores the decimal the float's repr() spells.
+FLOATS = st.decimals(
+    min_value=Decimal("-9999999999.9999"), max_value=Decimal("9999999999.9999"), places=4, allow_nan=False
+).map(float)
+
+
+def numeric_18_4(value: float) -> str:
+    """How PostgreSQL renders a float bound into numeric(18,4): the float's repr at the column's scale."""
+    return format(Decimal(repr(value)).quantize(Decimal("0.0001")), "f")
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.tuples(TEXT, BIGINTS, FLOATS, DECIMALS), min_size=1, max_size=8))
+def test_integers_and_floats_stored_as_numeric_round_trip(rows: list[tuple[str, int | None, float, Decimal]]) -> None:
+    names = source_columns(CAMPAIGN_PERFORMANCE)
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf, lineterminator=CRLF)
+    writer.writerow(names)
+    for text, count, amount, exact in rows:
+        values = {
+            "campaign_name": text,
+            "impressions": "" if count is None else str(count),
+            "spend_usd": numeric_18_4(amount),
+            "spend_local": format(exact, "f"),
+        }
+        writer.writerow([values.get(n, "1") for n in names])
+    out = transform(CAMPAIGN_PERFORMANCE, buf.getvalue().encode("utf-8"))
+
+    # Python's csv module: exact text, integers without '.0', decimals without noise or exponent.
+    parsed = [dict(zip(CAMPAIGN_PERFORMANCE.column_names, r, strict=True)) for r in _records(out)[1:]]
+    assert [r["campaign_name"] for r in parsed] == [text for text, *_ in rows]
+    assert [r["impressions"] for r in parsed] == ["" if c is None else str(c) for _, c, _, _ in rows]
+    assert [float(r["spend_usd"]) for r in parsed] == [amount for _, _, amount, _ in rows]
+    assert [Decimal(r["spend_usd"]) for r in parsed] == [Decimal(repr(a)) for _, _, a, _ in rows]
+    assert [Decimal(r["spend_local"]) for r in parsed] == [exact for *_, exact in rows]
+    for r in parsed:
+        for column in ("spend_usd", "spend_local"):
+            value = r[column]
+            assert "e" not in value.lower() and ("." not in value or not value.endswith(("0", "."))), r
+
+    # pandas: text as text; integers as int64 (as text when NULLs make the column float); floats exactly.
+    frame = pd.read_csv(
+        io.BytesIO(out), keep_default_na=False, dtype={"campaign_name": str}, float_precision="round_trip"
+    )
+    assert frame["campaign_name"].tolist() == [text for text, *_ in rows]
+    counts = [c for _, c, _, _ in rows]
+    if None not in counts and all(abs(c) < 2**53 for c in counts):
+        numbers = pd.read_csv(io.BytesIO(out), usecols=["impressions"])["impressions"]
+        assert numbers.dtype.kind == "i" and numbers.tolist() == counts
+    assert pd.read_csv(io.BytesIO(out), usecols=["spend_usd"], float_precision="round_trip")["spend_usd"].tolist() == [
+        amount for _, _, amount, _ in rows
+    ]
+    as_text = pd.read_csv(io.BytesIO(out), dtype=str, keep_default_na=False)
+    assert as_text["impressions"].tolist() == ["" if c is None else str(c) for c in counts]
+
+
+def _records(data: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+
+
+def test_the_transform_never_imports_pandas(tmp_path: Path) -> None:
+    """pyarrow imports pandas (~40 MB of a task's memory) when it converts Python values; the
+    transform builds its arrays and scalars from buffers so an export task never pays for it."""
+    samples = {Kind.TIMESTAMP: "2026-03-07 01:02:03.5+00", Kind.DECIMAL: "1.50", Kind.INTEGER: "3",
+               Kind.DATE: "2026-03-07", Kind.JSON: '{"a": 1.50}'}  # fmt: skip
+    for spec in (EVENTS, PAYWALL_VISITS, UA_EVENTS, CAMPAIGN_PERFORMANCE):
+        kinds = {c.name: c.kind for c in spec.columns}
+        row = {c: samples.get(kinds.get(c, Kind.JSON), "x,y") for c in source_columns(spec)}
+        (tmp_path / f"{spec.name}.csv").write_bytes(intermediate(spec, [row, {}]))
+    code = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        from subscription_exports.tables import CAMPAIGN_PERFORMANCE, EVENTS, PAYWALL_VISITS, UA_EVENTS
+        from subscription_exports.transform import ShapeOptions, encode_rows, open_chunks, shape, source_columns
+
+        for spec in (EVENTS, PAYWALL_VISITS, UA_EVENTS, CAMPAIGN_PERFORMANCE):
+            options = ShapeOptions(with_attributes=spec.supports_attributes, rename_event_types={{"x,y": "z"}})
+            with (Path({str(tmp_path)!r}) / f"{{spec.name}}.csv").open("rb") as stream:
+                for batch in open_chunks(stream, source_columns(spec)):
+                    assert encode_rows(shape(batch, spec, options))
+        print("pandas" in sys.modules)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "plugins")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "False", "the transform made pyarrow import pandas"

@@ -47,9 +47,17 @@ def _check_path_part(value: str, what: str) -> str:
 
 def _check_key_template(template: str, required: set[str]) -> str:
     try:
-        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        parsed = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(template) if name is not None]
     except ValueError as exc:
         raise ValueError(f"malformed template: {exc}") from None
+    fields = {name for name, _, _ in parsed}
+    for name, spec, conv in parsed:
+        # '{table!r}' would put quotes into keys and '{date:%Y}' cannot apply to text: plain names only.
+        if spec or conv:
+            raise ValueError(
+                f"placeholder {{{name}{'!' + conv if conv else ''}{':' + spec if spec else ''}}} "
+                f"takes no conversion or format spec; write {{{name}}}"
+            )
     unknown = fields - KEY_FIELDS
     if unknown:
         raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; allowed: {sorted(KEY_FIELDS)}")

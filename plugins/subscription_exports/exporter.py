@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -12,13 +13,22 @@ from typing import Any
 from subscription_exports import source, transform
 from subscription_exports.config import Destination, selected_event_types
 from subscription_exports.integrations import Integration
-from subscription_exports.s3 import AtomicUpload, ObjectSink
+from subscription_exports.s3 import AtomicUpload, ObjectSink, error_code
 from subscription_exports.tables import TableSpec
 from subscription_exports.windows import Window
 
 log = logging.getLogger(__name__)
 
 MANIFEST_SUFFIX = ".manifest.json"
+
+
+# Long exports log a progress line every PROGRESS_SECONDS or every PROGRESS_BYTES written, whichever first.
+PROGRESS_SECONDS = 30.0
+PROGRESS_BYTES = 256 * 1024 * 1024
+
+
+class ExportError(RuntimeError):
+    """An export failed; one line naming destination, connection, bucket, object and the cause."""
 
 
 @dataclass(frozen=True)
@@ -101,20 +111,30 @@ def export_table(
     upload = AtomicUpload(client, bucket=dest.bucket_name, key=key, extra_args=upload_args(dest), **upload_kw)
     sink = ObjectSink(upload, gzip=dest.gzip)
     rows = 0
-    next_progress = 1_000_000
+    next_bytes, next_time = PROGRESS_BYTES, started + PROGRESS_SECONDS
     try:
         sink.write(transform.encode_header(header))
         with source.stream_csv(dialect, connection, sql, params) as stream:
             for batch in transform.open_chunks(stream, transform.source_columns(spec)):
                 sink.write(transform.encode_rows(transform.shape(batch, spec, options)))
                 rows += batch.num_rows
-                if rows >= next_progress:
-                    log.info("%s/%s %s: %d rows so far", dest.name, spec.name, window.label, rows)
-                    next_progress += 1_000_000
-        sink.commit()
-    except BaseException:
+                now = time.monotonic()
+                if sink.size >= next_bytes or now >= next_time:
+                    log.info(
+                        "progress destination=%s table=%s window=%s rows=%d bytes=%d seconds=%.1f rows_per_s=%.0f",
+                        dest.name, spec.name, window.label, rows, sink.size, now - started,
+                        rows / max(now - started, 1e-9),
+                    )  # fmt: skip
+                    next_bytes, next_time = sink.size + PROGRESS_BYTES, now + PROGRESS_SECONDS
+        # A manifest of an earlier export of this key must not describe the new bytes: once every
+        # byte is stored, remove it just before they become visible (a new one follows). Without a
+        # manifest the day reads as incomplete, never as complete with the wrong checksum.
+        sink.commit(before_visible=lambda: client.delete_object(Bucket=dest.bucket_name, Key=key + MANIFEST_SUFFIX))
+    except BaseException as exc:
         sink.abort()
-        raise
+        if not isinstance(exc, Exception):
+            raise
+        raise ExportError(f"{_where(dest, key)}: export failed: {_cause(exc)}") from exc
     result = ExportResult(
         destination=dest.name,
         table=spec.name,
@@ -129,14 +149,42 @@ def export_table(
     )
     # The manifest is written after the data, so its presence marks a complete export.
     manifest = build_manifest(result, spec=spec, header=header, window=window, dest=dest, run_id=run_id)
-    client.put_object(
-        Bucket=dest.bucket_name,
-        Key=result.manifest_key,
-        Body=json.dumps(manifest, indent=2, sort_keys=True).encode(),
-        ContentType="application/json",
-        **{k: v for k, v in upload_args(dest).items() if k != "ContentType"},
-    )
+    try:
+        client.put_object(
+            Bucket=dest.bucket_name,
+            Key=result.manifest_key,
+            Body=json.dumps(manifest, indent=2, sort_keys=True).encode(),
+            ContentType="application/json",
+            **{k: v for k, v in upload_args(dest).items() if k != "ContentType"},
+        )
+        stored = client.head_object(Bucket=dest.bucket_name, Key=key).get("ETag")
+    except Exception as exc:
+        raise ExportError(f"{_where(dest, key)}: data written, manifest failed: {_cause(exc)}") from exc
+    if upload.etag and stored and stored.strip('"') != upload.etag.strip('"'):
+        # Another export of the same key completed after ours; its manifest may already have been
+        # overwritten by ours, which describes other bytes. Remove ours: no manifest reads as
+        # "incomplete" until this export is retried, never as a wrong checksum.
+        with contextlib.suppress(Exception):
+            client.delete_object(Bucket=dest.bucket_name, Key=result.manifest_key)
+        raise ExportError(
+            f"{_where(dest, key)}: the object was replaced by a concurrent export of the same key while this "
+            "one wrote its manifest; the manifest was removed, retry this export"
+        )
     return result
+
+
+def _where(dest: Destination, key: str) -> str:
+    return (
+        f"destination '{dest.name}' (connection '{dest.conn_id}', bucket '{dest.bucket_name}'): "
+        f"s3://{dest.bucket_name}/{key}"
+    )
+
+
+def _cause(exc: BaseException) -> str:
+    cause = error_code(exc)
+    if "NoSuchUpload" in cause:
+        cause += " (the multipart upload was aborted, e.g. by a later export of the same key)"
+    return cause
 
 
 def build_manifest(
@@ -146,13 +194,7 @@ def build_manifest(
         "table": spec.name,
         "schema_version": spec.schema_version,
         "columns": header,
-        "window": {
-            "kind": window.kind,
-            "start": window.start.isoformat(),
-            "end": window.end.isoformat(),
-            "date_from": window.date_from.isoformat(),
-            "date_to": window.date_to.isoformat(),
-        },
+        "window": window.describe(),
         "app_id": dest.app_id,
         "destination": dest.name,
         "object": {"bucket": result.bucket, "key": result.key},

@@ -16,6 +16,7 @@ import threading
 import uuid
 import zlib
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -61,7 +62,7 @@ def s3_client(conn_id: str) -> Any:
     # Retries with exponential backoff for throttling/5xx/dropped connections unless the
     # connection says otherwise; explicit config_kwargs in the extra win.
     defaults = Config(
-        retries={"mode": "standard", "max_attempts": 8},
+        retries={"mode": "standard", "total_max_attempts": 8},
         connect_timeout=10,
         read_timeout=120,
         tcp_keepalive=True,
@@ -81,6 +82,43 @@ def check_destination(client: Any, *, bucket: str, prefix: str) -> None:
     probe = "/".join(p for p in (prefix, ".export-write-check", uuid.uuid4().hex) if p)
     client.put_object(Bucket=bucket, Key=probe, Body=b"")
     client.delete_object(Bucket=bucket, Key=probe)
+
+
+def abort_stale_uploads(client: Any, *, bucket: str, key: str) -> int:
+    """Abort unfinished multipart uploads of exactly ``key`` left by earlier tries.
+
+    A task killed with SIGKILL (OOM killer, lost worker) cannot abort its own upload; its parts
+    stay stored, invisible, until aborted. The next try of the same export cleans them up here.
+    Best effort: it needs ``s3:ListBucketMultipartUploads`` and ``s3:AbortMultipartUpload``; without
+    them a warning is logged and the bucket lifecycle rule ``AbortIncompleteMultipartUpload`` is the
+    safety net. An export of the same key still running elsewhere loses its upload and fails with
+    ``NoSuchUpload`` (and is retried): the later export wins. Returns the number aborted.
+    """
+    aborted = 0
+    try:
+        for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=key):
+            for upload in page.get("Uploads", []):
+                if upload.get("Key") != key:
+                    continue
+                try:
+                    client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload["UploadId"])
+                    aborted += 1
+                except Exception as exc:
+                    if not error_code(exc).startswith("NoSuchUpload"):
+                        log.warning(
+                            "could not abort stale multipart upload of s3://%s/%s (%s)", bucket, key, error_code(exc)
+                        )
+    except Exception as exc:
+        log.warning(
+            "could not list unfinished multipart uploads of s3://%s/%s (%s); a bucket lifecycle rule "
+            "AbortIncompleteMultipartUpload removes those of killed tasks",
+            bucket,
+            key,
+            error_code(exc),
+        )
+    if aborted:
+        log.info("aborted %d unfinished multipart upload(s) of s3://%s/%s left by an earlier try", aborted, bucket, key)
+    return aborted
 
 
 class AtomicUpload:
@@ -111,6 +149,7 @@ class AtomicUpload:
         self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self.bytes_written = 0
+        self.etag: str | None = None  # of the stored object, after commit()
 
     def write(self, data: bytes) -> None:
         # Chunks are kept as a list and joined once per part: no growing/shifting buffer copies.
@@ -139,6 +178,7 @@ class AtomicUpload:
 
     def _submit_part(self, chunk: bytes) -> None:
         if self._upload_id is None:
+            abort_stale_uploads(self.client, bucket=self.bucket, key=self.key)
             resp = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key, **self.extra_args)
             self._upload_id = resp["UploadId"]
             self._pool = ThreadPoolExecutor(max_workers=self.max_in_flight, thread_name_prefix="s3-part")
@@ -159,18 +199,25 @@ class AtomicUpload:
         with self._lock:
             self._parts.append({"PartNumber": number, "ETag": resp["ETag"]})
 
-    def commit(self) -> None:
+    def commit(self, before_visible: Callable[[], None] | None = None) -> None:
+        """Make the object visible. ``before_visible`` runs once every byte is stored, just before."""
         if self._upload_id is None:
-            self.client.put_object(Bucket=self.bucket, Key=self.key, Body=self._take_buffer(), **self.extra_args)
+            if before_visible:
+                before_visible()
+            resp = self.client.put_object(Bucket=self.bucket, Key=self.key, Body=self._take_buffer(), **self.extra_args)
+            self.etag = resp.get("ETag")
             return
         if self._buffered:
             self._submit_part(self._take_buffer())
         while self._pending:
             self._pending.popleft().result()
         parts = sorted(self._parts, key=lambda p: p["PartNumber"])
-        self.client.complete_multipart_upload(
+        if before_visible:
+            before_visible()
+        resp = self.client.complete_multipart_upload(
             Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, MultipartUpload={"Parts": parts}
         )
+        self.etag = resp.get("ETag")
         self._shutdown()
 
     def abort(self) -> None:
@@ -216,10 +263,10 @@ class ObjectSink:
     def write(self, data: bytes) -> None:
         self._emit(self._compressor.compress(data) if self._compressor else data)
 
-    def commit(self) -> None:
+    def commit(self, before_visible: Callable[[], None] | None = None) -> None:
         if self._compressor:
             self._emit(self._compressor.flush())
-        self.upload.commit()
+        self.upload.commit(before_visible)
 
     def abort(self) -> None:
         with contextlib.suppress(Exception):

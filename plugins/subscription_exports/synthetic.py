@@ -47,6 +47,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from subscription_exports.integrations import SUBSCRIPTION_EVENT_GROUPS
+
 SQL_DIR = Path(__file__).resolve().parents[2] / "include" / "sql"
 log = logging.getLogger(__name__)
 
@@ -204,29 +206,10 @@ DEPENDENCIES: dict[str, tuple[str, ...]] = {
 # Vocabulary
 # ---------------------------------------------------------------------------------------------
 
-TRIAL_TYPES = (
-    "trial_started",
-    "trial_converted",
-    "trial_renewal_cancelled",
-    "trial_renewal_reactivated",
-    "trial_expired",
-)
-SUBSCRIPTION_TYPES = (
-    "subscription_started",
-    "subscription_renewed",
-    "subscription_renewal_cancelled",
-    "subscription_renewal_reactivated",
-    "subscription_expired",
-    "subscription_paused",
-    "subscription_deferred",
-    "non_subscription_purchase",
-)
-ISSUE_TYPES = (
-    "entered_grace_period",
-    "billing_issue_detected",
-    "subscription_refunded",
-    "non_subscription_purchase_refunded",
-)
+# The event types the exporter knows (one list for generator and exporter).
+TRIAL_TYPES = SUBSCRIPTION_EVENT_GROUPS["trials"]
+SUBSCRIPTION_TYPES = SUBSCRIPTION_EVENT_GROUPS["subscriptions"]
+ISSUE_TYPES = SUBSCRIPTION_EVENT_GROUPS["issues"]
 EVENT_TYPES = TRIAL_TYPES + SUBSCRIPTION_TYPES + ISSUE_TYPES
 UA_ATTRIBUTION_TYPES = ("impression", "click", "install", "reinstall")
 UA_EVENT_TYPES = UA_ATTRIBUTION_TYPES + EVENT_TYPES

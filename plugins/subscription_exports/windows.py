@@ -49,6 +49,16 @@ class Window:
     def to_dict(self) -> dict[str, str]:
         return {"start": self.start.isoformat(), "end": self.end.isoformat(), "kind": self.kind}
 
+    def describe(self) -> dict[str, str]:
+        """The window as manifests and Asset events state it (bounds and both inclusive days)."""
+        return {
+            "kind": self.kind,
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "date_from": self.date_from.isoformat(),
+            "date_to": self.date_to.isoformat(),
+        }
+
     @classmethod
     def from_dict(cls, data: dict[str, str]) -> Window:
         return cls(dt.datetime.fromisoformat(data["start"]), dt.datetime.fromisoformat(data["end"]), data["kind"])
