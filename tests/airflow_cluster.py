@@ -241,6 +241,24 @@ class Airflow:
             timeout=120,
         )
 
+    def explain_runs(self, run_ids: Iterable[str], dag_id: str | None = None) -> str:
+        """Task states of `run_ids` and the log tail of every task instance that did not succeed:
+        what an assertion on run states prints, so a CI failure shows its cause."""
+        parts = []
+        for run_id in run_ids:
+            parts.append(f"run {run_id}: {self.task_states(run_id, dag_id)}")
+            for ti in self.task_instances(run_id, dag_id):
+                if ti["state"] != "success":
+                    log = self.task_log(run_id, ti["task_id"], dag_id)
+                    parts.append(f"--- {ti['task_id']}[{ti['map_index']}] {ti['state']} log (tail) ---")
+                    parts.append(log[-4000:])
+        return "\n".join(parts)
+
+    def assert_runs_succeeded(self, states: dict[str, str], dag_id: str | None = None) -> None:
+        if set(states.values()) != {"success"}:
+            bad = [run_id for run_id, state in states.items() if state != "success"]
+            pytest.fail(f"runs did not succeed: {states}\n{self.explain_runs(bad, dag_id)}", pytrace=False)
+
     def task_log(self, run_id: str, task_id: str, dag_id: str | None = None) -> str:
         """Every attempt's log of every map index of `task_id` (local files under AIRFLOW_HOME/logs)."""
         base = self.home / "logs" / f"dag_id={dag_id or self.dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"

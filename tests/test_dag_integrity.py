@@ -221,14 +221,12 @@ TEST_DAGS_DIR = ROOT / "tests" / "dags"
 @pytest.mark.parametrize("dag_id", sorted(DAG_IDS))
 def test_export_task_outlets_docs_and_concurrency(dagbag, dag_id: str) -> None:
     from subscription_exports.integrations import INTEGRATIONS
-    from subscription_exports.tasks import table_alias, table_asset
+    from subscription_exports.tasks import table_asset
 
     dag = dagbag.dags[dag_id]
     export = dag.get_task("destination.export_tables")
     tables = INTEGRATIONS[dag_id].table_names
-    assert export.outlets == [table_alias(dag_id, t) for t in tables]
-    assert export.inlets == [table_asset(dag_id, t) for t in tables]
-    assert [o.name for o in export.inlets] == [f"subscription_exports/{dag_id}/{t}" for t in tables]
+    assert export.outlets == [table_asset(dag_id, t) for t in tables]
     assert export.max_active_tis_per_dag == 16
     assert export.pool == "default_pool", "no pool unless SUBSCRIPTION_EXPORTS_POOL names one"
     for task_id in ("destination.check_destination", "destination.export_tables"):

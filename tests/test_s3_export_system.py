@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import reference as ref
 from conftest import (
+    AIRFLOW_HOME,
     BUCKETS,
     EXPORTER,
     MISSING_BUCKET,
@@ -142,6 +143,37 @@ def test_run_writes_exactly_the_expected_keys(pg_run, src):
     expected = expected_objects(src)
     assert sorted(data_objects(objects)) == sorted(expected)
     assert sorted(k for k in objects if k.endswith(".manifest.json")) == sorted(f"{k}.manifest.json" for k in expected)
+
+
+def test_each_exported_table_emits_one_asset_event_per_destination(pg_run, src):
+    """Airflow's record (its metadata DB) of the run's Asset events: one per destination and table
+    it exported, none for a table a destination does not select, the extra describing the object."""
+    import sqlite3
+
+    _, objects = pg_run
+    manifests = {k: json.loads(v) for k, v in objects.items() if k.endswith(".manifest.json")}
+    (run_id,) = {m["run_id"] for m in manifests.values()}
+    with sqlite3.connect(AIRFLOW_HOME / "airflow.db") as db:
+        rows = db.execute(
+            "SELECT a.name, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
+            "WHERE e.source_dag_id = 's3_export' AND e.source_run_id = ?",
+            (run_id,),
+        ).fetchall()
+    events = {}
+    for asset, extra in rows:
+        extra = json.loads(extra)
+        assert asset == f"subscription_exports/s3_export/{extra['table']}"
+        events[f"{extra['bucket']}/{extra['key']}"] = extra
+    assert sorted(events) == sorted(expected_objects(src)), "one event per exported (destination, table)"
+    by_destination = {(e["destination"], e["table"]) for e in events.values()}
+    assert ("ios-selected", "paywall_visits") not in by_destination
+    assert ("android-gzip", "events") not in by_destination
+    for name, extra in events.items():
+        manifest = manifests[name + ".manifest.json"]
+        assert extra["sha256"] == manifest["sha256"] == hashlib.sha256(objects[name]).hexdigest()
+        assert (extra["rows"], extra["bytes"], extra["window"]) == (
+            manifest["rows"], manifest["bytes"], manifest["window"]
+        )  # fmt: skip
 
 
 def test_files_match_the_reference_byte_for_byte(pg_run, src):

@@ -162,7 +162,7 @@ def test_backfill_writes_one_file_per_table_and_day(airflow, admin, src):
     assert dag_details(airflow)["is_paused"] in (False, "False")
 
     states = airflow.wait_runs_terminal("the backfill of 2026-03-06..08", lambda r: r["run_type"] == "backfill", 3)
-    assert set(states.values()) == {"success"}, states
+    airflow.assert_runs_succeeded(states)
     airflow.wait_backfills_completed()
     runs = airflow.runs()
     assert sorted(runs[r]["logical_date"].date() for r in states) == [
@@ -203,7 +203,7 @@ def test_reprocess_completed_rewrites_the_day_in_place(airflow, admin):
     states = airflow.wait_runs_terminal(
         f"the re-export of {day}", lambda r: r["backfill_id"] == new_backfill and r["run_type"] == "backfill", 1
     )
-    assert set(states.values()) == {"success"}, states
+    airflow.assert_runs_succeeded(states)
     airflow.wait_backfills_completed()
     assert len(airflow.runs()) == 3, "reprocessing re-runs the existing run, it adds none"
 
@@ -286,7 +286,7 @@ def test_backfill_of_the_custom_s3_ua_export(airflow, admin, src):
     states = airflow.wait_runs_terminal(
         "the UA backfill of 2026-03-06..08", lambda r: r["run_type"] == "backfill", 3, dag_id=UA_DAG_ID
     )
-    assert set(states.values()) == {"success"}, states
+    airflow.assert_runs_succeeded(states, UA_DAG_ID)
 
     objects = bucket_objects(admin, UA_BUCKET)
     days = [dt.date(2026, 3, 6), dt.date(2026, 3, 7), dt.date(2026, 3, 8)]

@@ -6,12 +6,12 @@ before ``export_tables`` writes anything. A failing destination fails only its o
 
 Each exported table of each destination emits one event of the Airflow Asset
 ``subscription_exports/<dag_id>/<table>`` (see ``table_asset``); the event's extra names the
-destination and describes the object (bucket, key, rows, bytes, sha256, window). Events go
-through an asset alias of the same name (the export task's outlet), so a destination emits
-events only for the tables it exported. The assets themselves are also declared as the task's
-inlets, which only makes Airflow create them when it parses the DAG: an asset first created by
-an alias event at run time races when mapped tasks emit at once, and Airflow 3.3 then fails the
-losing task after its export succeeded (UniqueViolation on ``idx_asset_name_uri_unique``).
+destination and describes the object (bucket, key, rows, bytes, sha256, window). The assets are
+the export task's plain outlets, so Airflow creates them when it parses the DAG. Not an
+AssetAlias: in Airflow 3.3 the first events through an alias write the alias-asset link with a
+check-then-insert, and mapped tasks finishing at the same moment race on it; Airflow then fails
+the losing task after its export succeeded (UniqueViolation). The same happens to an asset first
+created by an event at run time (``idx_asset_name_uri_unique``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import logging
 import os
 from typing import Any
 
-from airflow.sdk import Asset, AssetAlias, Param, get_current_context, task, task_group
+from airflow.sdk import Asset, Param, get_current_context, task, task_group
 from airflow.sdk.exceptions import AirflowFailException
 
 from subscription_exports.integrations import INTEGRATIONS
@@ -65,11 +65,6 @@ def export_task_settings() -> dict[str, Any]:
 def table_asset(dag_id: str, table: str) -> Asset:
     """The asset every export of `table` by DAG `dag_id` emits an event of (one per destination)."""
     return Asset(f"subscription_exports/{dag_id}/{table}")
-
-
-def table_alias(dag_id: str, table: str) -> AssetAlias:
-    """The alias (outlet of the export task) the events of ``table_asset`` are emitted through."""
-    return AssetAlias(f"subscription_exports/{dag_id}/{table}")
 
 
 RESOLVE_WINDOW_DOC = """
@@ -247,6 +242,10 @@ def export_tables(destination: dict[str, Any], window: dict[str, str], integrati
     context = get_current_context()
     _label(context, dest.name)
     win = Window.from_dict(window)
+    # Airflow emits an event of every outlet asset when the task succeeds, reading the outlets at
+    # that moment: a destination that exports only some tables narrows its own instance's outlets
+    # to those, so it emits no event for a table it did not export.
+    context["task"].outlets = [table_asset(integration_id, t) for t in dest.tables]
     client = s3.s3_client(dest.conn_id)
     dialect, connection = source.connect(destination["source_conn_id"])
     results = []
@@ -274,8 +273,8 @@ def export_tables(destination: dict[str, Any], window: dict[str, str], integrati
                 result.seconds,
                 rate,
             )
-            context["outlet_events"][table_alias(integration_id, table)].add(
-                table_asset(integration_id, table), extra=_event_extra(result, win, dest, context["run_id"])
+            context["outlet_events"][table_asset(integration_id, table)].extra = _event_extra(
+                result, win, dest, context["run_id"]
             )
             results.append(result.to_dict())
     finally:
@@ -314,10 +313,8 @@ def export_destinations(integration_id: str, window: Any) -> None:
         checked = check_destination(destination, integration_id=integration_id)
         window >> checked
         tables = INTEGRATIONS[integration_id].table_names
-        export_tables.override(
-            outlets=[table_alias(integration_id, t) for t in tables],
-            inlets=[table_asset(integration_id, t) for t in tables],  # registers the assets at parse time
-            **export_task_settings(),
-        )(checked, window, integration_id=integration_id)
+        export_tables.override(outlets=[table_asset(integration_id, t) for t in tables], **export_task_settings())(
+            checked, window, integration_id=integration_id
+        )
 
     per_destination.expand(destination=load_destinations(integration_id))
