@@ -73,9 +73,11 @@ def dags_test(
     conf: dict[str, Any] | None = None,
     connections: dict[str, str],
     variables: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
     timeout: int = 900,
 ) -> subprocess.CompletedProcess[str]:
-    """`airflow dags test DAG [DATE] [--conf JSON]`, connections and variables passed as AIRFLOW_CONN_/VAR_."""
+    """`airflow dags test DAG [DATE] [--conf JSON]`, connections and variables passed as AIRFLOW_CONN_/VAR_;
+    `env` adds other environment variables (e.g. SUBSCRIPTION_EXPORTS_RETRIES)."""
     extra = {f"AIRFLOW_CONN_{k.upper()}": v for k, v in connections.items()}
     extra.update({f"AIRFLOW_VAR_{k.upper()}": v for k, v in (variables or {}).items()})
     cmd = [str(AIRFLOW_BIN), "dags", "test", dag_id]
@@ -83,6 +85,7 @@ def dags_test(
         cmd.append(logical_date)
     if conf is not None:
         cmd += ["--conf", json.dumps(conf)]
-    env = airflow_env(home, **extra)
-    env.setdefault("SUBSCRIPTION_EXPORTS_RETRIES", os.environ.get("SUBSCRIPTION_EXPORTS_RETRIES", "3"))
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    extra.update(env or {})
+    process_env = airflow_env(home, **extra)
+    process_env.setdefault("SUBSCRIPTION_EXPORTS_RETRIES", os.environ.get("SUBSCRIPTION_EXPORTS_RETRIES", "3"))
+    return subprocess.run(cmd, env=process_env, capture_output=True, text=True, timeout=timeout)

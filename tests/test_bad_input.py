@@ -165,7 +165,27 @@ def test_bad_connections_fail_their_destination_and_write_nothing(airflow_db, se
         "NoCredentialsError: Unable to locate credentials",
         "destination 'undefined-conn' (connection 'exports_undefined', bucket 'exports'): cannot use the "
         "connection: connection 'exports_undefined' is not defined",
-        "source connection type 'aws' is not supported (use 'postgres' or 'sqlite')",
+        "destination 'aws-as-source': source connection 'exports_s3': source connection type 'aws' is not "
+        "supported (use 'postgres' or 'sqlite')",
     ]:
         assert line in logs, f"missing: {line}\n{logs[-5000:]}"
+    assert bucket_content(s3) == bucket_before
+
+
+@pytest.mark.system
+def test_undefined_source_connection_fails_at_once_and_writes_nothing(
+    airflow_db, seaweedfs, s3, pg_source, bucket_before
+):
+    result = run_dag(
+        "s3_export",
+        logical_date=DAY.isoformat(),
+        connections={"exports_s3": aws_connection(seaweedfs)},
+        variables=variable([raw(name="ok-one")], source_conn_id="source_undefined"),
+        env={"SUBSCRIPTION_EXPORTS_RETRIES": "3"},
+    )
+    logs = logs_of(result)
+    assert result.returncode != 0
+    line = "destination 'ok-one': source connection 'source_undefined': connection 'source_undefined' is not defined"
+    assert line in logs, logs[-5000:]
+    assert "up_for_retry" not in logs.lower(), "a missing connection is not retried"
     assert bucket_content(s3) == bucket_before

@@ -247,7 +247,17 @@ def export_tables(destination: dict[str, Any], window: dict[str, str], integrati
     # to those, so it emits no event for a table it did not export.
     context["task"].outlets = [table_asset(integration_id, t) for t in dest.tables]
     client = s3.s3_client(dest.conn_id)
-    dialect, connection = source.connect(destination["source_conn_id"])
+    source_conn_id = destination["source_conn_id"]
+    try:
+        dialect, connection = source.connect(source_conn_id)
+    except Exception as exc:
+        cause = str(exc) if isinstance(exc, source.SourceError) else _conn_problem(exc, source_conn_id)
+        if isinstance(exc, source.SourceError) or cause.endswith("is not defined"):
+            # A configuration error: retrying cannot help, so fail at once.
+            raise AirflowFailException(
+                f"destination '{dest.name}': source connection '{source_conn_id}': {cause}"
+            ) from None
+        raise
     results = []
     try:
         for table in dest.tables:
