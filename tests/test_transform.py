@@ -669,3 +669,11 @@ def test_json_column_is_normalised_and_quoted_per_row() -> None:
         '"""plain"""',
         None,
     ]
+
+
+@pytest.mark.parametrize("malformed", ["2026-3-7 1:02:03+00", "infinity", "2026-03-07 01:02:03.1234567+00"])
+def test_a_timestamp_not_in_a_source_form_fails_rather_than_render_garbage(malformed: str) -> None:
+    from subscription_exports.transform import render_timestamp
+
+    with pytest.raises(pa.ArrowInvalid):
+        render_timestamp(pa.array(["2026-03-07 01:02:03.5+00", malformed]))
