@@ -81,10 +81,14 @@ def postgres() -> str:
 
 @pytest.fixture(scope="session")
 def pg_database_factory(postgres: str) -> Iterator[Any]:
-    """Create uniquely named databases; all are dropped at the end of the session."""
+    """Create uniquely named databases, seeded by the synthetic generator when given its arguments
+    (``create(apps=..., start=..., days=..., rows_per_day=...)``); all are dropped at the end of
+    the session."""
+    from subscription_exports.synthetic import generate
+
     created: list[str] = []
 
-    def create() -> str:
+    def create(**seed_args: Any) -> str:
         name = f"se_test_{uuid.uuid4().hex[:10]}"
         conn = _pg_connect()
         conn.autocommit = True
@@ -92,7 +96,10 @@ def pg_database_factory(postgres: str) -> Iterator[Any]:
             cur.execute(f'CREATE DATABASE "{name}"')
         conn.close()
         created.append(name)
-        return f"{postgres}/{name}"
+        url = f"{postgres}/{name}"
+        if seed_args:
+            generate(url, recreate=True, **seed_args)
+        return url
 
     yield create
     conn = _pg_connect()
@@ -139,6 +146,15 @@ def snapshot_and_empty(client: Any) -> dict[str, bytes]:
             objects[f"{bucket}/{key}"] = client.get_object(Bucket=bucket, Key=key)["Body"].read()
             client.delete_object(Bucket=bucket, Key=key)
     return objects
+
+
+@pytest.fixture(scope="module")
+def admin(seaweedfs) -> Iterator[Any]:
+    """The store's admin client, every bucket emptied before and after the module."""
+    client = seaweedfs.admin_client()
+    snapshot_and_empty(client)
+    yield client
+    snapshot_and_empty(client)
 
 
 def aws_connection(seaweedfs: SeaweedFS, identity: Identity = EXPORTER, **extra: Any) -> str:

@@ -19,7 +19,6 @@ from devtools import airflow_env
 from devtools.seaweedfs import list_all_keys
 from subscription_exports.config import ConfigError, validate_destination
 from subscription_exports.integrations import S3_EXPORT
-from subscription_exports.synthetic import generate
 
 ORIGIN = "Airflow Variable 's3_export_destinations'"
 DAY = dt.date(2026, 3, 7)
@@ -87,9 +86,7 @@ def test_bad_destination_field(fields: dict[str, Any], field: str, hint: str) ->
 
 @pytest.fixture(scope="module")
 def pg_source(pg_database_factory) -> str:
-    url = pg_database_factory()
-    generate(url, apps=[APP], start=DAY, days=1, rows_per_day=20, seed=3, recreate=True)
-    return url
+    return pg_database_factory(apps=[APP], start=DAY, days=1, rows_per_day=20, seed=3)
 
 
 @pytest.fixture

@@ -123,9 +123,7 @@ def header_of(data: bytes) -> list[str]:
 
 @pytest.fixture(scope="module")
 def pg_source(pg_database_factory) -> str:
-    url = pg_database_factory()
-    generate(url, recreate=True, **SEED_ARGS)
-    return url
+    return pg_database_factory(**SEED_ARGS)
 
 
 @pytest.fixture(scope="module")

@@ -45,7 +45,6 @@ from devtools.seaweedfs import list_multipart_uploads
 from subscription_exports import exporter, s3, source
 from subscription_exports.config import validate_destination
 from subscription_exports.integrations import S3_EXPORT
-from subscription_exports.synthetic import generate
 from subscription_exports.windows import day_window
 
 pytestmark = pytest.mark.system
@@ -71,9 +70,7 @@ S3_CONFIG = {"s3": {"addressing_style": "path"}}
 
 @pytest.fixture(scope="module")
 def pg_url(pg_database_factory) -> str:
-    url = pg_database_factory()
-    generate(url, apps=[IOS], start=DAY, days=1, rows_per_day=ROWS_PER_DAY, seed=23, recreate=True, tables=["events"])
-    return url
+    return pg_database_factory(apps=[IOS], start=DAY, days=1, rows_per_day=ROWS_PER_DAY, seed=23, tables=["events"])
 
 
 @pytest.fixture(scope="module")

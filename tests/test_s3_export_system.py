@@ -106,9 +106,7 @@ def destinations_var(dests: list[dict]) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def pg_source(pg_database_factory) -> str:
-    url = pg_database_factory()
-    generate(url, recreate=True, **SEED_ARGS)
-    return url
+    return pg_database_factory(**SEED_ARGS)
 
 
 @pytest.fixture(scope="module")

@@ -34,10 +34,9 @@ from typing import Any
 import pytest
 import reference as ref
 from airflow_cluster import Airflow, running_airflow
-from conftest import aws_connection, list_keys, snapshot_and_empty, source_connection
+from conftest import aws_connection, list_keys, source_connection
 
 from subscription_exports.integrations import CUSTOM_S3_UA_EXPORT, S3_EXPORT
-from subscription_exports.synthetic import generate
 
 pytestmark = pytest.mark.system
 
@@ -91,22 +90,12 @@ def bucket_objects(client: Any, bucket: str = BUCKET) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def source_url(pg_database_factory) -> str:
-    url = pg_database_factory()
-    generate(url, recreate=True, **SEED_ARGS)
-    return url
+    return pg_database_factory(**SEED_ARGS)
 
 
 @pytest.fixture(scope="module")
 def src(source_url) -> dict:
     return ref.load_source(source_url)
-
-
-@pytest.fixture(scope="module")
-def admin(seaweedfs) -> Iterator[Any]:
-    client = seaweedfs.admin_client()
-    snapshot_and_empty(client)
-    yield client
-    snapshot_and_empty(client)
 
 
 @pytest.fixture(scope="module")

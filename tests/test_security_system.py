@@ -77,8 +77,7 @@ def leaks(data: bytes | str) -> list[str]:
 @pytest.fixture(scope="module")
 def source(pg_database_factory) -> Iterator[dict[str, str]]:
     """Seeded database and connection URLs: two roles WITH a password, and the superuser."""
-    url = pg_database_factory()
-    generate(url, apps=[APP, OTHER], start=DAY, days=1, rows_per_day=40, seed=9, recreate=True)
+    url = pg_database_factory(apps=[APP, OTHER], start=DAY, days=1, rows_per_day=40, seed=9)
     dbname = url.rsplit("/", 1)[1]
     suffix = uuid.uuid4().hex[:8]
     roles = {

@@ -27,7 +27,6 @@ from conftest import (
 
 from devtools import airflow_env
 from devtools.seaweedfs import Identity
-from subscription_exports.synthetic import generate
 from subscription_exports.verify import VerifyResult, verify_object
 
 pytestmark = pytest.mark.system
@@ -49,8 +48,7 @@ GZIPPED = f"verify/gz/paywall_visits/dt={DAY}/paywall_visits_{DAY}.csv.gz"
 @pytest.fixture(scope="module")
 def exported(airflow_db, seaweedfs, pg_database_factory) -> Iterator[dict[str, bytes]]:
     """A real export of one small day: {key: bytes} of data files and manifests, left in the bucket."""
-    url = pg_database_factory()
-    generate(url, apps=[APP], start=DAY, days=1, rows_per_day=40, seed=5, recreate=True)
+    url = pg_database_factory(apps=[APP], start=DAY, days=1, rows_per_day=40, seed=5)
     if CONSUMER.access_key not in {i.access_key for i in seaweedfs.identities}:
         seaweedfs.reload_identities([*seaweedfs.identities, CONSUMER])
     admin = seaweedfs.admin_client()
