@@ -225,11 +225,15 @@ def check_destination(destination: dict[str, Any], integration_id: str) -> dict[
     return destination
 
 
+def _conn_undefined(exc: Exception) -> bool:
+    """Airflow's "connection not found" (AirflowNotFoundException or a subclass)."""
+    return "NotFound" in type(exc).__name__
+
+
 def _conn_problem(exc: Exception, conn_id: str) -> str:
-    name = type(exc).__name__
-    if "NotFound" in name:
+    if _conn_undefined(exc):
         return f"connection '{conn_id}' is not defined"
-    return " ".join(str(exc).split())[:300] or name
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
 
 
 @task(task_id="export_tables", map_index_template="{{ destination_name }}", doc_md=EXPORT_TABLES_DOC)
@@ -251,13 +255,11 @@ def export_tables(destination: dict[str, Any], window: dict[str, str], integrati
     try:
         dialect, connection = source.connect(source_conn_id)
     except Exception as exc:
-        cause = str(exc) if isinstance(exc, source.SourceError) else _conn_problem(exc, source_conn_id)
-        if isinstance(exc, source.SourceError) or cause.endswith("is not defined"):
-            # A configuration error: retrying cannot help, so fail at once.
-            raise AirflowFailException(
-                f"destination '{dest.name}': source connection '{source_conn_id}': {cause}"
-            ) from None
-        raise
+        if not (isinstance(exc, source.SourceError) or _conn_undefined(exc)):
+            raise  # e.g. the database is down: retried
+        # A configuration error (undefined connection, unsupported type): retrying cannot help.
+        where = f"destination '{dest.name}': source connection '{source_conn_id}'"
+        raise AirflowFailException(f"{where}: {_conn_problem(exc, source_conn_id)}") from None
     results = []
     try:
         for table in dest.tables:
