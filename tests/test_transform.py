@@ -18,12 +18,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from subscription_exports.parsing import open_chunks
 from subscription_exports.tables import CAMPAIGN_PERFORMANCE, EVENTS, PAYWALL_VISITS, UA_EVENTS, Kind, TableSpec
 from subscription_exports.transform import (
     ShapeOptions,
     encode_header,
     encode_rows,
-    open_chunks,
     quote_minimal,
     shape,
     source_columns,
@@ -617,7 +617,8 @@ def test_the_transform_never_imports_pandas(tmp_path: Path) -> None:
         import sys
         from pathlib import Path
         from subscription_exports.tables import CAMPAIGN_PERFORMANCE, EVENTS, PAYWALL_VISITS, UA_EVENTS
-        from subscription_exports.transform import ShapeOptions, encode_rows, open_chunks, shape, source_columns
+        from subscription_exports.parsing import open_chunks
+        from subscription_exports.transform import ShapeOptions, encode_rows, shape, source_columns
 
         for spec in (EVENTS, PAYWALL_VISITS, UA_EVENTS, CAMPAIGN_PERFORMANCE):
             options = ShapeOptions(with_attributes=spec.supports_attributes, rename_event_types={{"x,y": "z"}})

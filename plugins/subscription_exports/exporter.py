@@ -10,7 +10,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from subscription_exports import source, transform
+from subscription_exports import parsing, source, transform
 from subscription_exports.config import Destination, selected_event_types
 from subscription_exports.integrations import Integration
 from subscription_exports.s3 import AtomicUpload, ObjectSink, error_code
@@ -115,7 +115,7 @@ def export_table(
     try:
         sink.write(transform.encode_header(header))
         with source.stream_csv(dialect, connection, sql, params) as stream:
-            for batch in transform.open_chunks(stream, transform.source_columns(spec)):
+            for batch in parsing.open_chunks(stream, transform.source_columns(spec)):
                 sink.write(transform.encode_rows(transform.shape(batch, spec, options)))
                 rows += batch.num_rows
                 now = time.monotonic()

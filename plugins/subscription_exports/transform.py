@@ -14,14 +14,12 @@ from __future__ import annotations
 import json
 import threading
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
 # jemalloc returns freed memory to the OS sooner than Arrow's default mimalloc: about 20 MB
 # less peak RSS per export task, same speed.
@@ -29,13 +27,12 @@ if "jemalloc" in pa.supported_memory_backends() and pa.default_memory_pool().bac
     pa.set_memory_pool(pa.jemalloc_memory_pool())
     pa.jemalloc_set_decay_ms(0)
 
+from subscription_exports.parsing import value_bytes
 from subscription_exports.tables import ATTRIBUTES, Kind, TableSpec
 
 LINE_END = "\r\n"  # RFC 4180
 CSV_SPECIALS = (b",", b'"', b"\r", b"\n")  # a value holding one of these is quoted
 UTC_SUFFIXES = ("+00", "+00:00", "Z")  # UTC offsets as PostgreSQL and ISO 8601 write them
-# Source CSV parsed per chunk: small enough to bound memory, large enough to amortise kernel calls.
-CHUNK_BYTES = 512 << 10
 SIX_PLACES = Decimal("0.000001")
 
 
@@ -54,25 +51,6 @@ def source_columns(spec: TableSpec) -> list[str]:
     if spec.supports_attributes:
         names.append(ATTRIBUTES.name)
     return names
-
-
-def open_chunks(stream: BinaryIO, columns: list[str], *, block_size: int = CHUNK_BYTES) -> Iterator[pa.RecordBatch]:
-    """Parse the intermediate CSV in blocks; every column stays text, NULL (unquoted empty) -> null."""
-    reader = pacsv.open_csv(
-        stream,
-        read_options=pacsv.ReadOptions(block_size=block_size, use_threads=True),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
-            column_types={name: pa.string() for name in columns},
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=False,
-            null_values=[""],
-        ),
-    )
-    got = reader.schema.names
-    if got != columns:
-        raise ValueError(f"the table's SQL returns columns {got}, but it must return exactly {columns}")
-    yield from reader
 
 
 # -- value rendering -----------------------------------------------------------------------------
@@ -209,23 +187,12 @@ def render_ratio(numerator: pa.Array, denominator: pa.Array, scale: int) -> pa.A
     return _from_python([ratio_text(n, d, scale) for n, d in pairs])
 
 
-def _value_bytes(values: pa.Array) -> bytes:
-    """All bytes of a string array's values (they are contiguous in its data buffer)."""
-    offsets, data = values.buffers()[1:3]
-    if data is None or len(values) == 0:
-        return b""
-    first, last = 4 * values.offset, 4 * (values.offset + len(values))
-    start = int.from_bytes(offsets[first : first + 4], "little", signed=True)
-    end = int.from_bytes(offsets[last : last + 4], "little", signed=True)
-    return data[start:end].to_pybytes()
-
-
 def quote_minimal(values: pa.Array) -> pa.Array:
     """Quote (and double inner quotes of) only values holding a comma, quote, CR or LF."""
     if values.type == pa.string():
         # Most columns of most chunks hold none of the four: a memchr over the chunk's bytes
         # settles that far cheaper than four kernels and their temporary arrays.
-        data = _value_bytes(values)
+        data = value_bytes(values)
         if not any(special in data for special in CSV_SPECIALS):
             return values
     needs = pc.match_substring(values, ",")
