@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 
@@ -9,6 +10,7 @@ import pytest
 from conftest import EXPORTER
 
 from devtools.seaweedfs import list_multipart_uploads
+from subscription_exports import s3 as s3_module
 from subscription_exports.s3 import MIB, AtomicUpload, ObjectSink
 
 pytestmark = pytest.mark.system
@@ -54,4 +56,40 @@ def test_abort_leaves_no_object_and_no_unfinished_upload(seaweedfs, s3):
     upload.write(os.urandom(11 * MIB))  # two parts already uploading
     upload.abort()
     assert "Contents" not in s3.list_objects_v2(Bucket="exports", Prefix="aborted")
+    assert list_multipart_uploads(s3, "exports") == []
+
+
+def stored_part_sizes(s3, key: str) -> list[int]:
+    head = s3.head_object(Bucket="exports", Key=key, PartNumber=1)
+    count = head.get("PartsCount", 1)
+    return [s3.head_object(Bucket="exports", Key=key, PartNumber=n)["ContentLength"] for n in range(1, count + 1)]
+
+
+@pytest.mark.parametrize("write_size", [777_777, 23 * MIB], ids=["chunks", "one-write-of-many-parts"])
+def test_part_size_doubles_every_parts_per_size_parts(seaweedfs, s3, monkeypatch, write_size):
+    # PARTS_PER_SIZE is 1000 in production (terabytes within 10,000 parts); 2 makes the doubling
+    # boundaries reachable: parts of 5, 5, 10, 10, 20 MiB... whatever size the writes have.
+    monkeypatch.setattr(s3_module, "PARTS_PER_SIZE", 2)
+    data = b"".join(chunks(41 * MIB + 7, 777_777, seed=b"doubling"))
+    upload = AtomicUpload(seaweedfs.client_for(EXPORTER), bucket="exports", key="doubling.csv", part_size=5 * MIB)
+    sink = ObjectSink(upload, gzip=False)
+    for start in range(0, len(data), write_size):
+        sink.write(data[start : start + write_size])
+    sink.commit()
+    assert s3.get_object(Bucket="exports", Key="doubling.csv")["Body"].read() == data
+    assert stored_part_sizes(s3, "doubling.csv") == [5 * MIB, 5 * MIB, 10 * MIB, 10 * MIB, 11 * MIB + 7]
+
+
+def test_gzip_stream_across_parts_is_exact(seaweedfs, s3):
+    # Incompressible data so the gzip stream itself spans three parts; writes straddle them.
+    data = chunks(13 * MIB + 999, 333_333, seed=b"gzip")
+    upload = AtomicUpload(seaweedfs.client_for(EXPORTER), bucket="exports", key="big.csv.gz", part_size=5 * MIB)
+    sink = ObjectSink(upload, gzip=True)
+    for block in data:
+        sink.write(block)
+    sink.commit()
+    body = s3.get_object(Bucket="exports", Key="big.csv.gz")["Body"].read()
+    assert len(stored_part_sizes(s3, "big.csv.gz")) == 3
+    assert gzip.decompress(body) == b"".join(data)
+    assert sink.size == len(body) and sink.sha256.hexdigest() == hashlib.sha256(body).hexdigest()
     assert list_multipart_uploads(s3, "exports") == []

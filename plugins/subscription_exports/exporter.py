@@ -79,6 +79,27 @@ def upload_args(dest: Destination) -> dict[str, Any]:
     return args
 
 
+def shape_options(integration: Integration, spec: TableSpec, dest: Destination) -> transform.ShapeOptions:
+    return transform.ShapeOptions(
+        with_attributes=dest.send_user_attributes and spec.supports_attributes,
+        rename_event_types=dest.rename_event_types if spec.name == integration.events_table else {},
+    )
+
+
+def source_query(
+    integration: Integration, spec: TableSpec, dest: Destination, window: Window, dialect: str
+) -> tuple[str, dict[str, Any]]:
+    """The table's SQL and the destination's values bound into it."""
+    params = source.QueryParams(
+        app_id=dest.app_id,
+        window=window,
+        event_types=tuple(selected_event_types(dest, integration)),
+        exclude_historical=dest.exclude_historical_events,
+        include_without_profile=dest.include_events_without_profile,
+    ).for_dialect(dialect)
+    return source.read_sql(dialect, spec.name), params
+
+
 def export_table(
     *,
     integration: Integration,
@@ -93,18 +114,8 @@ def export_table(
 ) -> ExportResult:
     started = time.monotonic()
     key = object_key(dest, spec.name, window)
-    options = transform.ShapeOptions(
-        with_attributes=dest.send_user_attributes and spec.supports_attributes,
-        rename_event_types=dest.rename_event_types if spec.name == integration.events_table else {},
-    )
-    params = source.QueryParams(
-        app_id=dest.app_id,
-        window=window,
-        event_types=tuple(selected_event_types(dest, integration)),
-        exclude_historical=dest.exclude_historical_events,
-        include_without_profile=dest.include_events_without_profile,
-    ).for_dialect(dialect)
-    sql = source.read_sql(dialect, spec.name)
+    options = shape_options(integration, spec, dest)
+    sql, params = source_query(integration, spec, dest, window, dialect)
     header = spec.header(with_attributes=options.with_attributes)
 
     upload_kw: dict[str, Any] = {"part_size": part_size} if part_size else {}

@@ -138,7 +138,7 @@ class AtomicUpload:
             raise ValueError("part_size must be at least 5 MiB (S3 minimum)")
         self.client, self.bucket, self.key = client, bucket, key
         self.extra_args = dict(extra_args or {})
-        self.part_size = part_size
+        self.part_size = self._base_part_size = part_size
         self.max_in_flight = max_in_flight
         self._chunks: list[bytes] = []
         self._buffered = 0
@@ -157,8 +157,6 @@ class AtomicUpload:
         self._buffered += len(data)
         self.bytes_written += len(data)
         if self._buffered >= self.part_size:
-            if self._part_number and self._part_number % PARTS_PER_SIZE == 0:
-                self.part_size *= 2
             joined = b"".join(self._chunks)
             self._chunks.clear()
             self._buffered = 0
@@ -166,6 +164,8 @@ class AtomicUpload:
             while len(joined) - offset >= self.part_size:
                 self._submit_part(joined[offset : offset + self.part_size])
                 offset += self.part_size
+                # Part n is base x 2^((n-1) // PARTS_PER_SIZE) bytes, however many parts one write fills.
+                self.part_size = self._base_part_size << (self._part_number // PARTS_PER_SIZE)
             if offset < len(joined):
                 self._chunks.append(joined[offset:])
                 self._buffered = len(joined) - offset
