@@ -281,6 +281,7 @@ def events_phase(store: SeaweedFS, args: argparse.Namespace) -> bool:
     body = store.admin_client().get_object(Bucket=BUCKET, Key=ours["key"])["Body"].read()
     verdict = verify(body, "events", f"{PG}/{DB}") if not args.no_verify else "not checked (--no-verify)"
     gz = last_json(outputs["ours_gzip"])
+    fence = fence_seconds(csv_path, args.repeat)
     csv_path.unlink(missing_ok=True)
     report(
         results,
@@ -289,6 +290,7 @@ def events_phase(store: SeaweedFS, args: argparse.Namespace) -> bool:
         csv_bytes=ours["bytes"],
         gzip_bytes=gz["bytes"],
         verdict=verdict,
+        fence=fence,
         args=args,
     )
     return verdict.startswith("identical") or args.no_verify
@@ -436,7 +438,32 @@ def verify(body: bytes, table: str, source_url: str) -> str:
     return f"DIFFERENT from the reference exporter ({len(body)} vs {len(expected)} bytes)"
 
 
-def report(results, task_times, *, rows: int, csv_bytes: int, gzip_bytes: int, verdict: str, args) -> None:
+def fence_seconds(csv_path: Path, repeat: int) -> tuple[float, float]:
+    """Medians of parsing the COPY output as the export does, without and with the exactness fence
+    (row-aligned reads and the byte-balance audit of subscription_exports.parsing), in this process."""
+    from subscription_exports import parsing
+
+    with csv_path.open("rb") as f:
+        columns = f.readline().decode().rstrip("\r\n").split(",")
+
+    def parse(fenced: bool) -> float:
+        started = time.perf_counter()
+        with csv_path.open("rb", buffering=1 << 20) as stream:
+            if fenced:
+                batches = parsing.open_chunks(stream, columns)
+            else:
+                batches = parsing.arrow_reader(stream, columns, block_size=parsing.CHUNK_BYTES)
+            for _ in batches:
+                pass
+        return time.perf_counter() - started
+
+    runs = [(parse(False), parse(True)) for _ in range(max(repeat, 3))]
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+
+
+def report(
+    results, task_times, *, rows: int, csv_bytes: int, gzip_bytes: int, verdict: str, fence: tuple[float, float], args
+) -> None:
     med = {k: (statistics.median(w for w, _ in v), max(p for _, p in v)) for k, v in results.items()}
     task = {k: statistics.median(v) for k, v in task_times.items()}
     labels = {
@@ -463,6 +490,9 @@ def report(results, task_times, *, rows: int, csv_bytes: int, gzip_bytes: int, v
               f"{task['sqltos3'] / task['ours']:.1f}x by task time   (bar: at least 5x)")  # fmt: skip
     print(f"gzip cost: {med['ours_gzip'][0] / ours:.2f}x the time, {gzip_bytes / csv_bytes:.0%} of the bytes")
     print(f"peak RSS of our export: {med['ours'][1] / 2**20:.0f} MB   (bar: at most 300 MB)")
+    bare, fenced = fence
+    print(f"exactness fence (row-aligned reads + parse audit): parse {bare:.2f} s bare, {fenced:.2f} s fenced; "
+          f"cost {(fenced - bare) / task['ours']:.1%} of the export's task time   (bar: at most 3%)")  # fmt: skip
     print(f"output: {verdict}")
 
 

@@ -171,15 +171,13 @@ class ParseAudit:
             )
 
 
-def open_chunks(stream: BinaryIO, columns: list[str], *, block_size: int = CHUNK_BYTES) -> Iterator[pa.RecordBatch]:
-    """Parse the intermediate CSV in blocks; every column stays text, NULL (unquoted empty) -> null.
-
-    The last batch is followed by the audit: if the values do not account for every byte of the
-    stream, ``ParseIntegrityError`` is raised before the caller can finish (and publish) its file.
-    """
-    reader_stream = RowAlignedReader(stream)
-    reader = pacsv.open_csv(
-        reader_stream,
+def arrow_reader(
+    stream: BinaryIO | RowAlignedReader, columns: list[str], *, block_size: int
+) -> pacsv.CSVStreamingReader:
+    """Arrow's streaming CSV reader as the exporter configures it: every column text, NULL
+    (unquoted empty) -> null, quoted empty -> empty string."""
+    return pacsv.open_csv(
+        stream,
         read_options=pacsv.ReadOptions(block_size=block_size, use_threads=True),
         parse_options=pacsv.ParseOptions(newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(
@@ -189,10 +187,20 @@ def open_chunks(stream: BinaryIO, columns: list[str], *, block_size: int = CHUNK
             null_values=[""],
         ),
     )
+
+
+def open_chunks(stream: BinaryIO, columns: list[str], *, block_size: int = CHUNK_BYTES) -> Iterator[pa.RecordBatch]:
+    """Parse the intermediate CSV in blocks of whole rows, audited (see the module's docstring).
+
+    The last batch is followed by the audit: if the values do not account for every byte of the
+    stream, ``ParseIntegrityError`` is raised before the caller can finish (and publish) its file.
+    """
+    aligned = RowAlignedReader(stream)
+    reader = arrow_reader(aligned, columns, block_size=block_size)
     got = reader.schema.names
     if got != columns:
         raise ValueError(f"the table's SQL returns columns {got}, but it must return exactly {columns}")
-    audit = ParseAudit(reader_stream, got)
+    audit = ParseAudit(aligned, got)
     for batch in reader:
         audit.observe(batch)
         yield batch
