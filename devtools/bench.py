@@ -394,7 +394,7 @@ def last_json(out: str) -> dict:
 def prepare_database(db: str, rows: int, tables: set[str]) -> None:
     import psycopg
 
-    from subscription_exports.synthetic import generate
+    from devtools.synthetic import generate
 
     with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
@@ -407,7 +407,7 @@ def prepare_database(db: str, rows: int, tables: set[str]) -> None:
 
 
 def prepare_sqlite(path: Path, rows: int, tables: set[str]) -> None:
-    from subscription_exports.synthetic import generate
+    from devtools.synthetic import generate
 
     started = time.monotonic()
     counts = generate(f"sqlite:///{path}", apps=[APP], start=DAY, days=1, rows_per_day=rows, seed=5, tables=tables)

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(ROOT / "plugins"))
-    from subscription_exports.synthetic import generate
+    from devtools.synthetic import generate
 
     today = dt.datetime.now(dt.UTC).date()
     first_day = today - dt.timedelta(days=args.days)

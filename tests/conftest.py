@@ -84,7 +84,7 @@ def pg_database_factory(postgres: str) -> Iterator[Any]:
     """Create uniquely named databases, seeded by the synthetic generator when given its arguments
     (``create(apps=..., start=..., days=..., rows_per_day=...)``); all are dropped at the end of
     the session."""
-    from subscription_exports.synthetic import generate
+    from devtools.synthetic import generate
 
     created: list[str] = []
 

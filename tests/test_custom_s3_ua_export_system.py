@@ -4,7 +4,7 @@ to SeaweedFS, over plain HTTP and over HTTPS with a private CA.
 Every expectation comes from tests/reference.py (plain SQL, ordinary Python, no package code), the
 seed's column lists, or Decimal arithmetic written out here. The synthetic source carries fixed
 fixture rows for the edge cases (see ``UA_EVENT_FIXTURES`` and ``METRIC_FIXTURES`` in
-plugins/subscription_exports/synthetic.py); the tests look them up by id and assert on them by name.
+devtools/synthetic/); the tests look them up by id and assert on them by name.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from conftest import (
 )
 
 from devtools.seaweedfs import SeaweedFS, list_all_keys
+from devtools.synthetic import METRIC_FIXTURES, UA_EVENT_FIXTURES, build_campaigns, generate
 from devtools.tls import make_ca_and_server_cert
 from subscription_exports.integrations import UA_EVENT_GROUPS
-from subscription_exports.synthetic import METRIC_FIXTURES, UA_EVENT_FIXTURES, build_campaigns, generate
 
 pytestmark = pytest.mark.system
 

@@ -14,14 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from subscription_exports import tables
 from subscription_exports.timetable import CalendarDayTimetable
 
 ROOT = Path(__file__).resolve().parents[1]
 DAGS_DIR = ROOT / "dags"
 DAG_FILES = sorted(DAGS_DIR.glob("*.py"))
 DAG_IDS = {"s3_export", "custom_s3_ua_export"}
-README = ROOT / "README.md"
 HEAVY_MODULES = ("pandas", "pyarrow", "boto3", "botocore", "psycopg2")
 
 
@@ -194,23 +192,6 @@ def test_importing_dag_files_loads_no_heavy_modules() -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded == [], f"importing the DAG files imports {loaded}"
-
-
-# -- README stays in step with the table declarations -------------------------------------------
-
-
-@pytest.mark.parametrize("spec", list(tables.TABLES.values()), ids=lambda s: s.name)
-def test_readme_table_sections_match_declarations(spec: tables.TableSpec) -> None:
-    fix = "run `.venv/bin/python -m devtools.readme_tables` to write the table sections"
-    if not README.is_file():
-        pytest.fail(f"README.md does not exist; {fix}", pytrace=False)
-    text = README.read_text(encoding="utf-8")
-    start, end = f"<!-- table:{spec.name} -->", f"<!-- /table:{spec.name} -->"
-    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
-        pytest.fail(f"README.md lacks one '{start}' ... '{end}' section; {fix}", pytrace=False)
-    section = text[text.index(start) + len(start) : text.index(end)].strip("\n")
-    if section != tables.markdown_table(spec):
-        pytest.fail(f"README.md table '{spec.name}' differs from tables.{spec.name.upper()}; {fix}", pytrace=False)
 
 
 # -- Assets, task docs, concurrency --------------------------------------------------------------

@@ -369,7 +369,7 @@ def test_source_seed_fills_source_db(
 ) -> None:
     seed = services["source-seed"]
     words = shell_words(seed)
-    assert "subscription_exports.synthetic" in words
+    assert "devtools.synthetic" in words
     assert option(words, "--target") == environment(services["airflow-worker"])["AIRFLOW_CONN_SUBSCRIPTION_SOURCE"]
     assert option(words, "--apps").split(",") == SEEDED_APPS
     assert option(words, "--days") == "3"
@@ -377,7 +377,11 @@ def test_source_seed_fills_source_db(
     assert option(words, "--seed") == "2026"
     assert "--recreate" in words
     assert option(words, "--start")
-    assert environment(seed).get("PYTHONPATH") == "/opt/airflow/plugins"
+    assert environment(seed).get("PYTHONPATH") == "/opt/airflow:/opt/airflow/plugins"
+    by_target = {target: source for source, target in mounts(seed)}
+    for target, directory in {"/opt/airflow/plugins": "plugins", "/opt/airflow/include": "include"}.items():
+        assert by_target.get(target) == f"./{directory}", f"source-seed does not mount ./{directory} on {target}"
+    assert by_target.get("/opt/airflow/devtools") == "./devtools", "source-seed runs devtools.synthetic: mount it"
     targets = {target for _, target in mounts(seed)}
     assert {"/opt/airflow/plugins", "/opt/airflow/include"} <= targets
     assert depends_on(seed).get("source-db") == "service_healthy"

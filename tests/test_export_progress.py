@@ -13,8 +13,8 @@ import re
 import pytest
 from conftest import export_events_from_sqlite, snapshot_and_empty
 
+from devtools.synthetic import generate
 from subscription_exports import exporter
-from subscription_exports.synthetic import generate
 
 pytestmark = pytest.mark.system
 

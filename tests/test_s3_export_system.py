@@ -30,8 +30,8 @@ from conftest import (
 )
 
 from devtools.seaweedfs import Identity
+from devtools.synthetic import generate
 from subscription_exports.integrations import S3_EXPORT
-from subscription_exports.synthetic import generate
 
 pytestmark = pytest.mark.system
 

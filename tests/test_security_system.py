@@ -38,7 +38,7 @@ from conftest import (
 
 from devtools import airflow_env
 from devtools.seaweedfs import Identity
-from subscription_exports.synthetic import generate
+from devtools.synthetic import generate
 
 APP, OTHER = "com.secure.ios", "com.secure.android"
 DAY = dt.date(2026, 3, 7)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from subscription_exports import synthetic as syn
+from devtools import synthetic as syn
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_DSN = os.environ.get("SYNTHETIC_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -142,12 +142,13 @@ def test_recreate_and_append(tmp_path):
 
 def test_cli(tmp_path):
     path = tmp_path / "cli.db"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "plugins")}
+    # From the repository root, as docs/development.md shows it: no PYTHONPATH needed.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run(
         [
             sys.executable,
             "-m",
-            "subscription_exports.synthetic",
+            "devtools.synthetic",
             "--target",
             f"sqlite:///{path}",
             "--apps",
@@ -174,6 +175,14 @@ def test_cli(tmp_path):
     counts = json.loads(out.stdout.splitlines()[0])
     assert set(counts) == {"profiles", "events", "ua_campaigns", "ua_ad_metrics_daily"}
     assert counts["events"] == len(syn.EVENT_FIXTURES)  # rows_per_day below the fixture count
+
+
+def test_runtime_package_is_only_the_product() -> None:
+    """The generator is development tooling: nothing under plugins/ ships or imports it."""
+    package = ROOT / "plugins" / "subscription_exports"
+    assert not (package / "synthetic.py").exists()
+    importers = [p.name for p in package.rglob("*.py") if "devtools" in p.read_text(encoding="utf-8")]
+    assert importers == []
 
 
 # ---------------------------------------------------------------------------------------------

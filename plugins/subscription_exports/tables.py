@@ -1,6 +1,6 @@
 """Table shapes as data: one declaration per exported table.
 
-The transform, the tests and the README all read these declarations, so the
+The transform, the tests and docs/table-shapes.md all read these declarations, so the
 documented shape (column names, order, value kinds) lives in exactly one place.
 Columns that settings add (``attributes``) are appended after the documented
 prefix, which therefore stays stable.
@@ -235,7 +235,7 @@ TABLES: dict[str, TableSpec] = {t.name: t for t in (EVENTS, PAYWALL_VISITS, UA_E
 
 
 def markdown_table(spec: TableSpec) -> str:
-    """The README's column table for ``spec`` (a test keeps README and code in step)."""
+    """The column table of docs/table-shapes.md for ``spec`` (a test keeps the page and code in step)."""
     lines = ["| # | column | format | description |", "|---|---|---|---|"]
     for i, col in enumerate(spec.columns, 1):
         lines.append(f"| {i} | `{col.name}` | {col.kind.value} | {col.description} |")
