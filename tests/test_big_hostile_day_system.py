@@ -30,11 +30,11 @@ import pytest
 import reference as ref
 from conftest import EXPORTER
 
+from devtools.synthetic import generate
 from subscription_exports import exporter, parsing, source, transform
 from subscription_exports.config import validate_destination
 from subscription_exports.integrations import S3_EXPORT
 from subscription_exports.s3 import DEFAULT_PART_SIZE
-from subscription_exports.synthetic import generate
 from subscription_exports.windows import day_window
 
 pytestmark = pytest.mark.system
