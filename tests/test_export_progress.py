@@ -63,6 +63,8 @@ def test_long_exports_log_progress_lines(seaweedfs, sqlite_path, caplog, monkeyp
         assert 0 < int(line["bytes"]) <= result.bytes
     rows = [int(line["rows"]) for line in lines]
     assert rows == sorted(rows) and rows[-1] == result.rows
+    # Every chunk is logged here, so the last line counts every byte of the stored (uncompressed) object.
+    assert int(lines[-1]["bytes"]) == result.bytes
 
 
 def test_short_exports_log_no_progress(seaweedfs, sqlite_path, caplog):
