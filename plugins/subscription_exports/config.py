@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 import string
+from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -194,11 +196,49 @@ def _one_line(exc: ValidationError, where: str) -> str:
     return f"{where}: field '{field}': {msg}{more}"
 
 
-def validate_destination(raw: dict[str, Any], integration: Integration, *, origin: str) -> Destination:
-    """Validate one destination against the schema and the integration's tables and event types."""
+def _where(origin: str, raw: Any) -> str:
     name = str(raw.get("name", "?")) if isinstance(raw, dict) else "?"
     # repr() keeps the message on one line whatever the name holds
-    where = f"{origin}: destination {name!r}"
+    return f"{origin}: destination {name!r}"
+
+
+def _selection_problems(
+    tables: Any, event_types: Any, rename: Any, integration: Integration
+) -> Iterator[tuple[str, str]]:
+    """(field, problem) of the table and event selection, for values that passed the schema."""
+    if isinstance(tables, list | tuple):
+        unknown_tables = [t for t in tables if t not in integration.table_names]
+        if unknown_tables:
+            yield (
+                "tables",
+                f"unknown table {unknown_tables[0]!r} for {integration.dag_id} "
+                f"(choose from {list(integration.table_names)})",
+            )
+    known = set(integration.all_event_types)
+    if isinstance(event_types, list | tuple):
+        if not event_types:
+            yield "event_types", "select at least one event type or group, or 'all'"
+        for item in event_types:
+            if item != "all" and item not in integration.event_groups and item not in known:
+                yield (
+                    "event_types",
+                    f"unknown event type or group {item!r} "
+                    f"(groups: {sorted(integration.event_groups)}; or single event types, or 'all')",
+                )
+                break
+    if isinstance(rename, dict):
+        for source_type, target in rename.items():
+            if source_type not in known:
+                yield "rename_event_types", f"unknown event type {source_type!r}"
+            elif not isinstance(target, str) or not target or any(ord(ch) < 32 for ch in target):
+                yield f"rename_event_types.{source_type}", "must be a non-empty single line"
+
+
+def validate_destination(raw: dict[str, Any], integration: Integration, *, origin: str) -> Destination:
+    """Validate one destination against the schema and the integration's tables and event types.
+
+    Raises ConfigError with the first problem, one line naming origin, destination and field."""
+    where = _where(origin, raw)
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: must be a mapping of fields")
     data = dict(raw)
@@ -207,28 +247,35 @@ def validate_destination(raw: dict[str, Any], integration: Integration, *, origi
         dest = Destination.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_one_line(exc, where)) from None
-
-    unknown_tables = [t for t in dest.tables if t not in integration.table_names]
-    if unknown_tables:
-        raise ConfigError(
-            f"{where}: field 'tables': unknown table {unknown_tables[0]!r} for {integration.dag_id} "
-            f"(choose from {list(integration.table_names)})"
-        )
-    known = set(integration.all_event_types)
-    if not dest.event_types:
-        raise ConfigError(f"{where}: field 'event_types': select at least one event type or group, or 'all'")
-    for item in dest.event_types:
-        if item != "all" and item not in integration.event_groups and item not in known:
-            raise ConfigError(
-                f"{where}: field 'event_types': unknown event type or group {item!r} "
-                f"(groups: {sorted(integration.event_groups)}; or single event types, or 'all')"
-            )
-    for source_type, target in dest.rename_event_types.items():
-        if source_type not in known:
-            raise ConfigError(f"{where}: field 'rename_event_types': unknown event type {source_type!r}")
-        if not target or any(ord(ch) < 32 for ch in target):
-            raise ConfigError(f"{where}: field 'rename_event_types.{source_type}': must be a non-empty single line")
+    for field, problem in _selection_problems(dest.tables, dest.event_types, dest.rename_event_types, integration):
+        raise ConfigError(f"{where}: field '{field}': {problem}")
     return dest
+
+
+def destination_problems(raw: Any, integration: Integration, *, origin: str) -> list[str]:
+    """Every problem of one destination entry (not only the first), one line each."""
+    where = _where(origin, raw)
+    if not isinstance(raw, dict):
+        return [f"{where}: must be a mapping of fields"]
+    data = dict(raw)
+    data.setdefault("tables", list(integration.table_names))
+    problems = []
+    bad_fields: set[str] = set()
+    try:
+        Destination.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            bad_fields.add(str(err["loc"][0]) if err["loc"] else "")
+            problems.append(f"{where}: field '{field}': {err['msg'].removeprefix('Value error, ')}")
+    selection = _selection_problems(
+        None if "tables" in bad_fields else data.get("tables"),
+        None if "event_types" in bad_fields else data.get("event_types", ["all"]),
+        None if "rename_event_types" in bad_fields else data.get("rename_event_types"),
+        integration,
+    )
+    problems.extend(f"{where}: field '{field}': {problem}" for field, problem in selection)
+    return problems
 
 
 def selected_event_types(dest: Destination, integration: Integration) -> list[str]:
@@ -242,22 +289,89 @@ def selected_event_types(dest: Destination, integration: Integration) -> list[st
     return list(chosen)
 
 
-def parse_destinations(document: Any, integration: Integration, *, origin: str) -> tuple[str, list[Destination]]:
-    """Validate a whole destinations document; returns (source_conn_id, destinations)."""
+@dataclass(frozen=True)
+class Configuration:
+    """A destinations document whose top level is valid: its entries are not validated yet.
+
+    What belongs to no single destination (syntax, top-level fields, names) is checked when it is
+    read; each entry is validated on its own (``destination``), so one bad entry fails only itself.
+    """
+
+    integration: Integration
+    origin: str  # "Airflow Variable '...'" or "destinations file ..."
+    source_conn_id: str
+    entries: dict[str, dict[str, Any]]  # by destination name, in document order
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.entries)
+
+    def destination(self, name: str) -> Destination:
+        """The validated destination `name`; ConfigError (one line) if it is gone or invalid."""
+        if name not in self.entries:
+            raise ConfigError(
+                f"{self.origin}: destination {name!r} is no longer configured "
+                f"(configured: {_short_list(self.names)}); it was when the run started"
+            )
+        return validate_destination(self.entries[name], self.integration, origin=self.origin)
+
+    def valid_destinations(self) -> tuple[list[Destination], dict[str, str]]:
+        """(valid destinations, {name: first problem} of the others)."""
+        valid, invalid = [], {}
+        for name in self.entries:
+            try:
+                valid.append(self.destination(name))
+            except ConfigError as exc:
+                invalid[name] = str(exc)
+        return valid, invalid
+
+
+def _short_list(names: list[str], limit: int = 20) -> str:
+    shown = ", ".join(names[:limit])
+    return f"{shown} (+{len(names) - limit} more)" if len(names) > limit else shown
+
+
+def document_problems(document: Any, *, origin: str) -> list[str]:
+    """Problems that belong to no single destination: document shape, top-level fields, names."""
     if not isinstance(document, dict):
-        raise ConfigError(f"{origin}: must be a mapping with 'source_conn_id' and 'destinations'")
+        return [f"{origin}: must be a mapping with 'source_conn_id' and 'destinations'"]
     try:
         parsed = DestinationsFile.model_validate(document)
     except ValidationError as exc:
-        raise ConfigError(_one_line(exc, origin)) from None
+        return [_one_line(exc, origin)]
     if not parsed.destinations:
-        raise ConfigError(f"{origin}: field 'destinations': no destinations configured")
-    dests = [validate_destination(d, integration, origin=origin) for d in parsed.destinations]
-    names = [d.name for d in dests]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ConfigError(f"{origin}: field 'destinations': destination name {dupes[0]!r} is used twice")
-    return parsed.source_conn_id, dests
+        return [f"{origin}: field 'destinations': no destinations configured"]
+    problems = []
+    names: list[str] = []
+    for i, entry in enumerate(parsed.destinations):
+        name = entry.get("name")
+        if not isinstance(name, str) or not name.strip():
+            problems.append(
+                f"{origin}: field 'destinations.{i}': destination #{i + 1} has no 'name' "
+                "(every destination needs a unique name)"
+            )
+        else:
+            names.append(name)
+    for dupe in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"{origin}: field 'destinations': destination name {dupe!r} is used twice")
+    return problems
+
+
+def read_configuration(document: Any, integration: Integration, *, origin: str) -> Configuration:
+    """The document's entries by name; ConfigError only for what belongs to no single destination."""
+    problems = document_problems(document, origin=origin)
+    if problems:
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ConfigError(problems[0] + more)
+    parsed = DestinationsFile.model_validate(document)
+    entries = {entry["name"]: entry for entry in parsed.destinations}
+    return Configuration(integration, origin, parsed.source_conn_id, entries)
+
+
+def parse_destinations(document: Any, integration: Integration, *, origin: str) -> tuple[str, list[Destination]]:
+    """Validate a whole destinations document strictly (every entry); returns (source_conn_id, destinations)."""
+    configuration = read_configuration(document, integration, origin=origin)
+    return configuration.source_conn_id, [configuration.destination(name) for name in configuration.names]
 
 
 def load_document(text: str, origin: str) -> Any:
@@ -273,17 +387,40 @@ def load_document(text: str, origin: str) -> Any:
         raise ConfigError(f"{origin}: not valid YAML/JSON{at}: {first}") from None
 
 
+def file_origin(path: Path, include_dir: Path = INCLUDE_DIR) -> str:
+    shown = path.relative_to(include_dir.parent) if path.is_relative_to(include_dir.parent) else path
+    return f"destinations file {shown}"
+
+
+def variable_origin(integration: Integration) -> str:
+    return f"Airflow Variable '{integration.variable_key}'"
+
+
+def load_configuration(
+    integration: Integration, *, variable_text: str | None, include_dir: Path = INCLUDE_DIR
+) -> Configuration:
+    """The configuration from the Variable override when set, else from the shipped file."""
+    if variable_text:
+        origin = variable_origin(integration)
+        return read_configuration(load_document(variable_text, origin), integration, origin=origin)
+    path = include_dir / integration.config_file
+    origin = file_origin(path, include_dir)
+    if not path.exists():
+        raise ConfigError(f"{origin}: not found; create it or set the Airflow Variable '{integration.variable_key}'")
+    return read_configuration(load_document(path.read_text(encoding="utf-8"), origin), integration, origin=origin)
+
+
 def load_destinations(
     integration: Integration, *, variable_text: str | None, include_dir: Path = INCLUDE_DIR
 ) -> tuple[str, list[Destination]]:
-    """Destinations from the Variable override when set, else from the shipped file."""
-    if variable_text:
-        origin = f"Airflow Variable '{integration.variable_key}'"
-        return parse_destinations(load_document(variable_text, origin), integration, origin=origin)
-    path = include_dir / integration.config_file
-    origin = (
-        f"destinations file {path.relative_to(include_dir.parent) if path.is_relative_to(include_dir.parent) else path}"
-    )
-    if not path.exists():
-        raise ConfigError(f"{origin}: not found; create it or set the Airflow Variable '{integration.variable_key}'")
-    return parse_destinations(load_document(path.read_text(encoding="utf-8"), origin), integration, origin=origin)
+    """Every destination, strictly validated (the first problem raises), from the Variable or the file."""
+    configuration = load_configuration(integration, variable_text=variable_text, include_dir=include_dir)
+    return configuration.source_conn_id, [configuration.destination(name) for name in configuration.names]
+
+
+if __name__ == "__main__":  # python -m subscription_exports.config check [FILE ...]
+    import sys
+
+    from subscription_exports.config_check import main
+
+    sys.exit(main())
