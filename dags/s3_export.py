@@ -12,9 +12,13 @@ files of the documented shape, plus a JSON manifest beside each file.
 * **Range export**: trigger with `date_from` / `date_to` (UTC dates, inclusive) for one file
   per table covering the range, under its own key.
 
-**Triage**: a failed `check_destination` names the destination, connection, bucket and the
-store's error code (fix credentials/bucket/policy, then clear the task). A failed
-`export_tables` left no partial object; clear it to retry.
+* **Dry run**: trigger with `dry_run` ticked: checks every destination and logs the keys and row
+  counts it would write; writes nothing.
+
+**Triage**: each destination is one `export_tables` map index, labelled with its name. A failed
+one logs its cause as one ERROR line (the settings field, or the connection, bucket and the
+store's error code, or the export error; no partial object). Fix the Variable, file or
+connection, then clear that map index: it re-reads its settings, the others are not re-exported.
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ import datetime as dt
 import pendulum
 from airflow.sdk import dag
 
+from subscription_exports.config import shipped_destinations_doc
 from subscription_exports.integrations import S3_EXPORT
 from subscription_exports.tasks import (
     default_args,
+    dry_run_params,
     export_destinations,
     range_params,
     resolve_window,
@@ -40,10 +46,10 @@ from subscription_exports.timetable import CalendarDayTimetable
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=4,
-    params=range_params(),
+    params={**range_params(), **dry_run_params()},
     default_args=default_args(),
     tags=["export", "s3", "subscriptions"],
-    doc_md=__doc__,
+    doc_md=__doc__ + shipped_destinations_doc(S3_EXPORT),
 )
 def s3_export():
     export_destinations(S3_EXPORT.dag_id, window=resolve_window())

@@ -210,10 +210,55 @@ def test_export_task_outlets_docs_and_concurrency(dagbag, dag_id: str) -> None:
     assert export.outlets == [table_asset(dag_id, t) for t in tables]
     assert export.max_active_tis_per_dag == 16
     assert export.pool == "default_pool", "no pool unless SUBSCRIPTION_EXPORTS_POOL names one"
-    for task_id in ("destination.check_destination", "destination.export_tables"):
-        assert dag.get_task(task_id).map_index_template == "{{ destination_name }}"
+    assert export.map_index_template == "{{ destination_name }}"
     for task in dag.tasks:
         assert task.doc_md and "**Triage**" in task.doc_md, f"{task.task_id}: no triage docs"
+
+
+@pytest.mark.parametrize("dag_id", sorted(DAG_IDS))
+def test_one_task_per_destination_after_the_window_and_the_names(dagbag, dag_id: str) -> None:
+    """Each destination is one map index of one task (check and export in it), expanded over the names
+    load_destinations returns after the window resolved: no per-destination task waits for another, so
+    no map index can be upstream_failed (Airflow labels a map index only when it runs)."""
+    dag = dagbag.dags[dag_id]
+    assert sorted(dag.task_ids) == ["destination.export_tables", "load_destinations", "resolve_window"]
+    assert dag.get_task("load_destinations").upstream_task_ids == {"resolve_window"}
+    assert dag.get_task("destination.export_tables").upstream_task_ids == {"load_destinations", "resolve_window"}
+    assert "fix the cause, then clear this map index" in dag.get_task("destination.export_tables").doc_md.lower()
+
+
+@pytest.mark.parametrize("dag_id", sorted(DAG_IDS))
+def test_dry_run_is_a_checkbox_off_by_default(dagbag, dag_id: str) -> None:
+    param = dagbag.dags[dag_id].params.get_param("dry_run")
+    assert param.value is False
+    assert param.schema["type"] == "boolean"
+    assert "write" in (param.description or "").lower()
+
+
+@pytest.mark.parametrize("dag_id", sorted(DAG_IDS))
+def test_dag_docs_list_the_shipped_destinations(dagbag, dag_id: str) -> None:
+    from subscription_exports.config import load_destinations
+    from subscription_exports.integrations import INTEGRATIONS
+
+    _, shipped = load_destinations(INTEGRATIONS[dag_id], variable_text=None)
+    doc = dagbag.dags[dag_id].doc_md
+    assert f"include/destinations/{dag_id}.yaml" in doc
+    for dest in shipped:
+        row = f"| {dest.name} | {dest.app_id} | `{dest.bucket_name}/{dest.prefix}` | {', '.join(dest.tables)} |"
+        assert row in doc, doc
+
+
+def test_dag_docs_describe_a_broken_shipped_file_without_failing(tmp_path) -> None:
+    from subscription_exports.config import shipped_destinations_doc
+    from subscription_exports.integrations import S3_EXPORT
+
+    (tmp_path / "destinations").mkdir()
+    (tmp_path / "destinations" / "s3_export.yaml").write_text("destinations:\n  - name: [\n", encoding="utf-8")
+    assert "**The file has a problem**: destinations file" in shipped_destinations_doc(S3_EXPORT, tmp_path)
+    (tmp_path / "destinations" / "s3_export.yaml").write_text(
+        "destinations:\n  - {name: a, conn_id: c, bucket: exports, app_id: x, gzipp: 1}\n", encoding="utf-8"
+    )
+    assert "| a | **invalid**: " in shipped_destinations_doc(S3_EXPORT, tmp_path)
 
 
 def test_export_pool_and_limit_come_from_the_environment(monkeypatch) -> None:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -416,6 +416,44 @@ def load_destinations(
     """Every destination, strictly validated (the first problem raises), from the Variable or the file."""
     configuration = load_configuration(integration, variable_text=variable_text, include_dir=include_dir)
     return configuration.source_conn_id, [configuration.destination(name) for name in configuration.names]
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def shipped_destinations_doc(integration: Integration, include_dir: Path = INCLUDE_DIR) -> str:
+    """Markdown listing the shipped file's destinations, for the DAG's docs in the UI.
+
+    Called at parse time, so it reads only the local file (never a Variable or connection) and never
+    raises: a broken file is described, not fatal to the DAG.
+    """
+    path = include_dir / integration.config_file
+    head = (
+        f"#### Destinations in `{path.relative_to(include_dir.parent)}`\n\n"
+        f"As shipped with this DAG file (read when the file was parsed). When the Airflow Variable "
+        f"`{integration.variable_key}` is set, it replaces this list at run time; the `load_destinations` log "
+        "of a run names the destinations it exported.\n\n"
+    )
+    try:
+        configuration = load_configuration(integration, variable_text=None, include_dir=include_dir)
+    except ConfigError as exc:
+        return head + f"**The file has a problem**: {_cell(exc)}\n"
+    except OSError as exc:
+        return head + f"**The file cannot be read**: {_cell(exc)}\n"
+    rows = ["| destination | app_id | bucket/prefix | tables | connection |", "|---|---|---|---|---|"]
+    for name in configuration.names:
+        try:
+            dest = configuration.destination(name)
+        except ConfigError as exc:
+            rows.append(f"| {_cell(name)} | **invalid**: {_cell(exc)} | | | |")
+            continue
+        where = "/".join(p for p in (dest.bucket_name, dest.prefix) if p)
+        rows.append(
+            f"| {_cell(dest.name)} | {_cell(dest.app_id)} | `{_cell(where)}` | {', '.join(dest.tables)} "
+            f"| {_cell(dest.conn_id)} |"
+        )
+    return head + "\n".join(rows) + "\n"
 
 
 if __name__ == "__main__":  # python -m subscription_exports.config check [FILE ...]

@@ -100,6 +100,27 @@ def source_query(
     return source.read_sql(dialect, spec.name), params
 
 
+@dataclass(frozen=True)
+class DryRunResult:
+    destination: str
+    table: str
+    window: str
+    bucket: str
+    key: str
+    manifest_key: str
+    rows: int
+
+
+def dry_run_table(
+    *, integration: Integration, spec: TableSpec, dest: Destination, window: Window, dialect: str, connection: Any
+) -> DryRunResult:
+    """What `export_table` would write (key, manifest key, row count), writing nothing."""
+    key = object_key(dest, spec.name, window)
+    sql, params = source_query(integration, spec, dest, window, dialect)
+    rows = source.count_rows(dialect, connection, sql, params)
+    return DryRunResult(dest.name, spec.name, window.label, dest.bucket_name, key, key + MANIFEST_SUFFIX, rows)
+
+
 def export_table(
     *,
     integration: Integration,

@@ -156,9 +156,7 @@ class Collision:
         )
 
 
-def collisions(
-    patterns: Iterable[KeyPattern], *, involving: Owner | None = None, limit: int = 100
-) -> list[Collision]:
+def collisions(patterns: Iterable[KeyPattern], *, involving: Owner | None = None, limit: int = 100) -> list[Collision]:
     """One collision per pair of destinations that can write the same key (data or manifest), at
     most `limit` of them. With `involving`, only pairs that include that destination."""
     groups: dict[tuple[str, int, tuple[int, ...]], list[KeyPattern]] = defaultdict(list)

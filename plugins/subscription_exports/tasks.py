@@ -1,8 +1,11 @@
 """The export DAGs' tasks (TaskFlow), shared by both integration types.
 
-Wiring per DAG: ``resolve_window`` and ``load_destinations`` run once; then, mapped per
-destination, ``check_destination`` proves the bucket is reachable and the prefix writable
-before ``export_tables`` writes anything. A failing destination fails only its own map index.
+Wiring per DAG: ``resolve_window``, then ``load_destinations`` (once: the destination names);
+then ``export_tables``, one map index per destination, labelled with its name. Each map index
+reads and validates its own destination's settings when it runs, checks the bucket is reachable
+and the prefix writable, and only then writes. A failing destination fails only its own map index;
+nothing per destination waits for another per-destination task, so no map index is ever
+``upstream_failed`` (Airflow renders a map index's label only when it runs).
 
 Each exported table of each destination emits one event of the Airflow Asset
 ``subscription_exports/<dag_id>/<table>`` (see ``table_asset``); the event's extra names the
@@ -19,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from typing import Any
+from typing import Any, NoReturn
 
 from airflow.sdk import Asset, Param, get_current_context, task, task_group
 from airflow.sdk.exceptions import AirflowFailException
@@ -79,47 +82,56 @@ the problem. Trigger a new run with a corrected range; nothing was written to an
 """
 
 LOAD_DESTINATIONS_DOC = """
-#### load_destinations: who receives this run's files
+#### load_destinations: which destinations this run exports
 
 Reads the Airflow Variable `<dag_id>_destinations` if it is set, else the shipped file
-`include/destinations/<dag_id>.yaml`, and validates it.
+`include/destinations/<dag_id>.yaml`, and returns the destination **names**: one `export_tables`
+map index each. The destinations' settings are read again by each `export_tables` map index.
 
-**Triage**: a failure is a configuration error, reported as one line naming the file or Variable,
-the destination and the field (e.g. `field 'event_types': unknown event type ...`). Fix the
-Variable (Admin → Variables) or the file, then clear this task: the destinations are re-read.
+Fails the run (nothing is written) only for what belongs to no single destination: a file or
+Variable that is not valid YAML/JSON, a missing or unknown top-level field, a destination without a
+name, a name used twice, or two destinations (of this DAG, or one of each DAG) that can write the
+same object key. A mistake inside one destination's entry (e.g. `event_types: [trial_strated]`) is
+logged here as a warning and fails only that destination's `export_tables`.
+
+**Triage**: the cause is one line naming the file or Variable (and the destinations, for a key
+collision, with the key pattern). Fix the Variable (Admin → Variables) or the file, then clear this
+task: the destinations are re-read and every destination exports.
 """
 
-CHECK_DESTINATION_DOC = """
-#### check_destination: can this destination receive files?
+EXPORT_TABLES_DOC = """
+#### export_tables: check, then write, this destination's files
 
-One map index per destination (its name is the map index label). Lists the destination's prefix
-and writes, then deletes, an empty probe object under `<prefix>/.export-write-check/`. Nothing is
-exported for a destination whose check failed; other destinations go on.
+One map index per destination, labelled with its name. Each try:
 
-**Triage**: the error names destination, connection id, bucket and the store's error code:
+1. reads the Variable or file again and validates **this destination's entry as it is now**
+   (so a fixed Variable or file takes effect when the map index is cleared) and that no other
+   destination can write its keys;
+2. checks the destination: lists its prefix and writes, then deletes, an empty probe object under
+   `<prefix>/.export-write-check/`;
+3. for each table: streams the window's rows from the source, uploads the CSV (one PUT, or a
+   multipart upload for large files) and then its `.manifest.json`.
 
+The log shows, per table, progress lines on long exports (rows, MiB, rows/s) and one summary line:
+`exported destination=... table=... window=... rows=... bytes=... uri=... seconds=... rows_per_s=...`.
+Each exported table emits an event of the Asset `subscription_exports/<dag_id>/<table>` whose extra
+holds the destination, bucket, key, rows, bytes, sha256 and the window. A **dry run** (trigger param
+`dry_run`) does steps 1 and 2 and logs, per table, `dry run: destination=... table=... window=...
+rows=... would write s3://...`: it writes no data object, no manifest and emits no Asset event.
+
+**Triage**: the cause is logged as one ERROR line before the task fails. Configuration and check
+errors fail at once (no retries); nothing was written:
+
+* `... destination 'X': field '...': ...`: fix that field in the Variable or file;
+* `... destination 'X' is no longer configured`: it was removed after the run started; nothing to do;
 * `connection '...' is not defined`: add the `aws` connection (Admin → Connections or a secrets backend);
 * `InvalidAccessKeyId` / `SignatureDoesNotMatch`: wrong key or secret in the connection;
 * `AccessDenied`: the key lacks `s3:ListBucket` / `s3:*Object` on the bucket (see README, least privilege);
 * `NoSuchBucket`: wrong bucket name (the exporter never creates buckets);
 * `EndpointConnectionError` / TLS errors: `endpoint_url`, `verify` in the connection's extra, network.
 
-Fix the cause, then clear this map index (and its `export_tables`); no data was written.
-"""
-
-EXPORT_TABLES_DOC = """
-#### export_tables: write this destination's files
-
-One map index per destination. For each table: streams the window's rows from the source,
-uploads the CSV (one PUT, or a multipart upload for large files) and then its
-`.manifest.json`. The log shows, per table, progress lines on long exports (rows, MiB, rows/s)
-and one summary line: `exported destination=... table=... window=... rows=... bytes=... uri=...
-seconds=... rows_per_s=...`. Each exported table also emits an event of the Asset
-`subscription_exports/<dag_id>/<table>` whose extra holds the destination, bucket, key, rows,
-bytes, sha256 and the window.
-
-**Triage**: a failed export leaves no partial object (failed multipart uploads are aborted);
-files of tables exported before the failure are complete and are rewritten by the retry.
+Export errors leave no partial object (failed multipart uploads are aborted); files of tables
+exported before the failure are complete and are rewritten by the retry:
 
 * source errors (connection refused, SQL errors, timeouts): check the source connection and the
   SQL in `include/sql/<dialect>/<table>.sql`;
@@ -127,7 +139,8 @@ files of tables exported before the failure are complete and are rewritten by th
   persist, lower the concurrency (pool / `SUBSCRIPTION_EXPORTS_MAX_ACTIVE_EXPORTS`, see README);
 * `AccessDenied` on upload or manifest: the key lacks `s3:PutObject` on the prefix.
 
-Clear the map index to retry: the same keys are rewritten with the same bytes.
+Fix the cause, then clear this map index: it runs with the settings as they are then, and the
+other destinations are not exported again. The same keys are rewritten with the same bytes.
 """
 
 
@@ -172,32 +185,70 @@ def resolve_window() -> dict[str, str]:
     return window.to_dict()
 
 
-@task(task_id="load_destinations", doc_md=LOAD_DESTINATIONS_DOC)
-def load_destinations(integration_id: str) -> list[dict[str, Any]]:
-    """Validated destinations, from the Variable override if set, else the shipped file."""
+def dry_run_params() -> dict[str, Param]:
+    """The dry-run checkbox of the trigger form."""
+    return {
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="Dry run (write nothing)",
+            description="Resolve the window, validate and check every destination, and log per destination the "
+            "keys and row counts it would write; no data object, no manifest and no Asset event is written.",
+        ),
+    }
+
+
+def _fail(message: str) -> NoReturn:
+    """Log the one-line cause as an ERROR line of its own, then fail at once (no retries)."""
+    log.error("%s", message)
+    raise AirflowFailException(message) from None
+
+
+def _configurations(integration: Any) -> tuple[Any, list[Any]]:
+    """This DAG's configuration (Variable or file, as it is now) and the other DAG's, whose keys
+    this DAG's must not meet. A broken other configuration is that DAG's problem: skipped here."""
     from airflow.sdk import Variable
 
     from subscription_exports import config
 
+    own = config.load_configuration(integration, variable_text=Variable.get(integration.variable_key, default=None))
+    others = []
+    for other in INTEGRATIONS.values():
+        if other.dag_id == integration.dag_id:
+            continue
+        try:
+            text = Variable.get(other.variable_key, default=None)
+            others.append(config.load_configuration(other, variable_text=text))
+        except config.ConfigError as exc:
+            log.warning("keys not compared with %s's destinations: %s", other.dag_id, exc)
+    return own, others
+
+
+@task(task_id="load_destinations", doc_md=LOAD_DESTINATIONS_DOC)
+def load_destinations(integration_id: str) -> list[str]:
+    """The names of this run's destinations; fails only for what belongs to no single destination."""
+    from subscription_exports import config, keys
+
     integration = INTEGRATIONS[integration_id]
-    override = Variable.get(integration.variable_key, default=None)
     try:
-        source_conn_id, destinations = config.load_destinations(integration, variable_text=override)
+        own, others = _configurations(integration)
     except config.ConfigError as exc:
-        raise AirflowFailException(str(exc)) from None
-    log.info("%d destination(s): %s", len(destinations), ", ".join(d.name for d in destinations))
-    return [{"source_conn_id": source_conn_id, **d.model_dump(mode="json")} for d in destinations]
-
-
-def _destination(raw: dict[str, Any], integration_id: str):
-    from subscription_exports import config
-
-    integration = INTEGRATIONS[integration_id]
-    fields = {k: v for k, v in raw.items() if k != "source_conn_id"}
-    try:
-        return integration, config.validate_destination(fields, integration, origin="mapped destination")
-    except config.ConfigError as exc:
-        raise AirflowFailException(str(exc)) from None
+        _fail(str(exc))
+    _, invalid = own.valid_destinations()
+    clashes = keys.configuration_collisions([own, *others])
+    clashes = [c for c in clashes if integration_id in (c.a.owner.dag_id, c.b.owner.dag_id)]
+    if clashes:
+        for clash in clashes[1:]:
+            log.error("%s", clash.message())
+        more = f" (+{len(clashes) - 1} more key collision(s) above)" if len(clashes) > 1 else ""
+        _fail(clashes[0].message() + more)
+    for problem in invalid.values():
+        log.warning("%s; only this destination's export_tables fails, the others export", problem)
+    names = own.names
+    log.info("%d destination(s) from %s: %s", len(names), own.origin, config._short_list(names))
+    if get_current_context()["params"].get("dry_run"):
+        log.info("dry run: the destinations are checked and nothing is written")
+    return names
 
 
 def _label(context: Any, dest_name: str) -> None:
@@ -205,24 +256,22 @@ def _label(context: Any, dest_name: str) -> None:
     context["destination_name"] = dest_name
 
 
-@task(task_id="check_destination", map_index_template="{{ destination_name }}", doc_md=CHECK_DESTINATION_DOC)
-def check_destination(destination: dict[str, Any], integration_id: str) -> dict[str, Any]:
-    """Fail fast, before any upload, naming destination, connection, bucket and the store's error code."""
+def _checked_client(dest: Any) -> Any:
+    """An S3 client for the destination, after proving the bucket reachable and the prefix writable;
+    fails at once naming destination, connection id, bucket and the store's error code."""
     from subscription_exports import s3
 
-    _, dest = _destination(destination, integration_id)
-    _label(get_current_context(), dest.name)
     where = f"destination '{dest.name}' (connection '{dest.conn_id}', bucket '{dest.bucket_name}')"
     try:
         client = s3.s3_client(dest.conn_id)
     except Exception as exc:
-        raise AirflowFailException(f"{where}: cannot use the connection: {_conn_problem(exc, dest.conn_id)}") from None
+        _fail(f"{where}: cannot use the connection: {_conn_problem(exc, dest.conn_id)}")
     try:
         s3.check_destination(client, bucket=dest.bucket_name, prefix=dest.prefix)
     except Exception as exc:
-        raise AirflowFailException(f"{where}: check failed: {s3.error_code(exc)}") from None
+        _fail(f"{where}: check failed: {s3.error_code(exc)}")
     log.info("%s: bucket reachable, prefix '%s' writable", where, dest.prefix)
-    return destination
+    return client
 
 
 def _conn_undefined(exc: Exception) -> bool:
@@ -237,61 +286,94 @@ def _conn_problem(exc: Exception, conn_id: str) -> str:
 
 
 @task(task_id="export_tables", map_index_template="{{ destination_name }}", doc_md=EXPORT_TABLES_DOC)
-def export_tables(destination: dict[str, Any], window: dict[str, str], integration_id: str) -> list[dict[str, Any]]:
-    """Export each selected table of one destination; one summary line and one Asset event per table."""
-    from subscription_exports import exporter, s3, source
+def export_tables(destination: str, window: dict[str, str], integration_id: str) -> dict[str, Any]:
+    """Validate, check and export one destination (read as it is now); one summary line and one
+    Asset event per table. Returns only {destination, window, rows per table} (dry_run: true on dry runs)."""
+    from subscription_exports import config, exporter, keys, source
     from subscription_exports.windows import Window
 
-    integration, dest = _destination(destination, integration_id)
     context = get_current_context()
-    _label(context, dest.name)
-    win = Window.from_dict(window)
+    _label(context, destination)
+    dry_run = bool(context["params"].get("dry_run"))
     # Airflow emits an event of every outlet asset when the task succeeds, reading the outlets at
-    # that moment: a destination that exports only some tables narrows its own instance's outlets
-    # to those, so it emits no event for a table it did not export.
-    context["task"].outlets = [table_asset(integration_id, t) for t in dest.tables]
-    client = s3.s3_client(dest.conn_id)
-    source_conn_id = destination["source_conn_id"]
+    # that moment: none until this destination's tables are known, none at all on a dry run.
+    context["task"].outlets = []
+    integration = INTEGRATIONS[integration_id]
     try:
-        dialect, connection = source.connect(source_conn_id)
+        own, others = _configurations(integration)
+        dest = own.destination(destination)
+    except config.ConfigError as exc:
+        _fail(str(exc))
+    clashes = keys.configuration_collisions([own, *others], involving=(integration_id, dest.name), limit=1)
+    if clashes:
+        _fail(clashes[0].message())
+    win = Window.from_dict(window)
+    client = _checked_client(dest)
+    try:
+        dialect, connection = source.connect(own.source_conn_id)
     except Exception as exc:
+        where = f"destination '{dest.name}': source connection '{own.source_conn_id}'"
         if not (isinstance(exc, source.SourceError) or _conn_undefined(exc)):
+            log.error("%s: %s", where, _conn_problem(exc, own.source_conn_id))
             raise  # e.g. the database is down: retried
         # A configuration error (undefined connection, unsupported type): retrying cannot help.
-        where = f"destination '{dest.name}': source connection '{source_conn_id}'"
-        raise AirflowFailException(f"{where}: {_conn_problem(exc, source_conn_id)}") from None
-    results = []
+        _fail(f"{where}: {_conn_problem(exc, own.source_conn_id)}")
+    rows: dict[str, int] = {}
     try:
         for table in dest.tables:
-            result = exporter.export_table(
-                integration=integration,
-                spec=integration.table(table),
-                dest=dest,
-                window=win,
-                dialect=dialect,
-                connection=connection,
-                client=client,
-                run_id=context["run_id"],
-            )
-            rate = result.rows / result.seconds if result.seconds else float(result.rows)
-            log.info(
-                "exported destination=%s table=%s window=%s rows=%d bytes=%d uri=%s seconds=%.3f rows_per_s=%.0f",
-                result.destination,
-                result.table,
-                result.window,
-                result.rows,
-                result.bytes,
-                result.uri,
-                result.seconds,
-                rate,
-            )
-            context["outlet_events"][table_asset(integration_id, table)].extra = _event_extra(
-                result, win, dest, context["run_id"]
-            )
-            results.append(result.to_dict())
+            try:
+                if dry_run:
+                    rows[table] = _dry_run_table(integration, table, dest, win, dialect, connection)
+                else:
+                    rows[table] = _export_table(context, integration, table, dest, win, dialect, connection, client)
+            except Exception as exc:
+                # One line of our own naming destination and table; Airflow's traceback follows.
+                cause = str(exc) if isinstance(exc, exporter.ExportError) else f"{type(exc).__name__}: {exc}"
+                log.error("destination '%s': table '%s': %s", dest.name, table, " ".join(cause.split())[:1000])
+                raise
     finally:
         connection.close()
-    return results
+    return {"destination": dest.name, "window": win.label, "rows": rows} | ({"dry_run": True} if dry_run else {})
+
+
+def _dry_run_table(integration: Any, table: str, dest: Any, win: Any, dialect: str, connection: Any) -> int:
+    from subscription_exports import exporter
+
+    plan = exporter.dry_run_table(
+        integration=integration, spec=integration.table(table), dest=dest, window=win, dialect=dialect,
+        connection=connection,
+    )  # fmt: skip
+    log.info(
+        "dry run: destination=%s table=%s window=%s rows=%d would write s3://%s/%s and s3://%s/%s (nothing written)",
+        plan.destination, plan.table, plan.window, plan.rows, plan.bucket, plan.key, plan.bucket, plan.manifest_key,
+    )  # fmt: skip
+    return plan.rows
+
+
+def _export_table(
+    context: Any, integration: Any, table: str, dest: Any, win: Any, dialect: str, connection: Any, client: Any
+) -> int:
+    from subscription_exports import exporter
+
+    result = exporter.export_table(
+        integration=integration,
+        spec=integration.table(table),
+        dest=dest,
+        window=win,
+        dialect=dialect,
+        connection=connection,
+        client=client,
+        run_id=context["run_id"],
+    )
+    rate = result.rows / result.seconds if result.seconds else float(result.rows)
+    log.info(
+        "exported destination=%s table=%s window=%s rows=%d bytes=%d uri=%s seconds=%.3f rows_per_s=%.0f",
+        result.destination, result.table, result.window, result.rows, result.bytes, result.uri, result.seconds, rate,
+    )  # fmt: skip
+    asset = table_asset(integration.dag_id, table)
+    context["task"].outlets = [*context["task"].outlets, asset]
+    context["outlet_events"][asset].extra = _event_extra(result, win, dest, context["run_id"])
+    return result.rows
 
 
 def _event_extra(result: Any, window: Any, dest: Any, run_id: str) -> dict[str, Any]:
@@ -313,20 +395,20 @@ def _event_extra(result: Any, window: Any, dest: Any, run_id: str) -> dict[str, 
 
 
 def export_destinations(integration_id: str, window: Any) -> None:
-    """Wire the per-destination tasks: check, then export, mapped over the loaded destinations.
+    """Wire the per-destination task: one ``export_tables`` map index per loaded destination name.
 
-    A mapped task group keeps each destination's check and export on the same map index, so a
-    failing check stops only its own destination's export. The check waits for the window: a bad
-    date range fails the run before any destination is touched, even by the write probe.
+    The destinations load after the window: a bad date range fails the run before any destination
+    is touched (even by the write probe), and ``export_tables`` is then never expanded, so no map
+    index of it can be ``upstream_failed`` (such a map index would show a number, not a name).
     """
+    names = load_destinations(integration_id)
+    window >> names
 
     @task_group(group_id="destination")
     def per_destination(destination: Any) -> None:
-        checked = check_destination(destination, integration_id=integration_id)
-        window >> checked
         tables = INTEGRATIONS[integration_id].table_names
         export_tables.override(outlets=[table_asset(integration_id, t) for t in tables], **export_task_settings())(
-            checked, window, integration_id=integration_id
+            destination, window, integration_id=integration_id
         )
 
-    per_destination.expand(destination=load_destinations(integration_id))
+    per_destination.expand(destination=names)
