@@ -156,10 +156,10 @@ def test_a_bad_destination_fails_alone_and_every_map_index_is_labelled(airflow, 
 
     # each failure's one-line cause is an ERROR line of its own in its map index's log
     typo_log = log_lines(airflow, "ops_isolation", TASK, map_index_of(tis, "typo"))
-    assert next(line["event"] for line in typo_log if line["level"] == "error") == TYPO_CAUSE
+    assert next(line["event"] for line in typo_log if line.get("level") == "error") == TYPO_CAUSE
     gone_log = log_lines(airflow, "ops_isolation", TASK, map_index_of(tis, "gone"))
     gone_cause = f"destination 'gone' (connection 'exports_s3', bucket '{MISSING_BUCKET}'): check failed: NoSuchBucket"
-    assert any(line["level"] == "error" and line["event"].startswith(gone_cause) for line in gone_log), gone_log
+    assert any(line.get("level") == "error" and line["event"].startswith(gone_cause) for line in gone_log), gone_log
     # load_destinations names the bad entry as a warning and carries on
     load_log = ours(log_lines(airflow, "ops_isolation", "load_destinations"))
     assert f"{TYPO_CAUSE}; only this destination's export_tables fails, the others export" in load_log
@@ -222,7 +222,7 @@ def test_fix_the_variable_then_clear_the_failed_map_indexes(airflow, admin):
     cause = (
         f"{ORIGIN}: destination 'gone' is no longer configured (configured: good, typo); it was when the run started"
     )
-    assert cause in [line["event"] for line in gone_log if line["level"] == "error"], gone_log
+    assert cause in [line["event"] for line in gone_log if line.get("level") == "error"], gone_log
 
 
 def test_two_destinations_writing_the_same_keys_fail_the_run_before_anything_is_written(airflow, admin):
@@ -243,7 +243,9 @@ def test_two_destinations_writing_the_same_keys_fail_the_run_before_anything_is_
         "give them different folders, or put {app_id} or {destination} in both key templates"
     )
     errors = [
-        line["event"] for line in log_lines(airflow, "ops_collision", "load_destinations") if line["level"] == "error"
+        line["event"]
+        for line in log_lines(airflow, "ops_collision", "load_destinations")
+        if line.get("level") == "error"
     ]
     assert errors[0] == cause, errors
     assert objects(admin, "") == before

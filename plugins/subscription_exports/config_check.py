@@ -27,12 +27,13 @@ def check_file(path: Path, integration: Integration) -> tuple[list[str], config.
     except config.ConfigError as exc:
         return [str(exc)], None
     problems = config.document_problems(document, origin=origin)
+    top_level_ok = not problems
     entries = document.get("destinations") if isinstance(document, dict) else None
     if isinstance(entries, list):  # names missing or used twice: still check every entry
         for entry in entries:
             if isinstance(entry, dict):
                 problems.extend(config.destination_problems(entry, integration, origin=origin))
-    if problems:
+    if not top_level_ok:
         return problems, None
     return problems, config.read_configuration(document, integration, origin=origin)
 
