@@ -113,8 +113,8 @@ def logs_of(result) -> str:
 
 
 @pytest.mark.system
-def test_bad_variable_fails_the_run_before_any_destination(airflow_db, seaweedfs, s3, pg_source, bucket_before):
-    dests = [raw(name="ok-one"), raw(name="typo", event_types=["trials", "trial_strated"])]
+def test_a_bad_destination_in_the_variable_fails_alone(airflow_db, seaweedfs, s3, pg_source, bucket_before):
+    dests = [raw(name="ok-one", folder="bad-input/ok"), raw(name="typo", event_types=["trials", "trial_strated"])]
     result = run_dag(
         "s3_export",
         logical_date=DAY.isoformat(),
@@ -127,6 +127,27 @@ def test_bad_variable_fails_the_run_before_any_destination(airflow_db, seaweedfs
         "(groups: ['issues', 'subscriptions', 'trials']; or single event types, or 'all')"
     )
     assert expected in logs_of(result), logs_of(result)[-4000:]
+    # the valid destination exported both tables; the bad one wrote nothing
+    written = {k: v for k, v in bucket_content(s3).items() if k not in bucket_before}
+    assert sorted(written) == sorted(
+        f"exports/bad-input/ok/{t}/dt={DAY}/{t}_{DAY}.csv{suffix}"
+        for t in ("events", "paywall_visits")
+        for suffix in ("", ".manifest.json")
+    )
+
+
+@pytest.mark.system
+def test_a_bad_variable_document_fails_the_run_before_any_destination(
+    airflow_db, seaweedfs, s3, pg_source, bucket_before
+):
+    result = run_dag(
+        "s3_export",
+        logical_date=DAY.isoformat(),
+        connections={"subscription_source": source_connection(pg_source), "exports_s3": aws_connection(seaweedfs)},
+        variables={"s3_export_destinations": json.dumps({"destinations": [raw(name="a"), raw(name="a")]})},
+    )
+    assert result.returncode != 0
+    assert f"{ORIGIN}: field 'destinations': destination name 'a' is used twice" in logs_of(result)
     assert bucket_content(s3) == bucket_before
 
 

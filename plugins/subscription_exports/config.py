@@ -376,8 +376,15 @@ def parse_destinations(document: Any, integration: Integration, *, origin: str) 
 
 def load_document(text: str, origin: str) -> Any:
     """Parse YAML (a superset of JSON) into Python data, reporting syntax errors on one line."""
+    import json
+
     import yaml
 
+    if text.lstrip().startswith("{"):  # JSON (a Variable, usually): 5-50x faster than the YAML parser
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass  # not strict JSON: YAML reports the error (or parses the flow mapping)
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -202,15 +202,13 @@ def configuration_collisions(
 ) -> list[Collision]:
     """Collisions between the valid destinations of `configurations` (one per DAG); an invalid
     destination fails on its own and is compared again once fixed. `involving` = (dag_id, name)."""
-    patterns: list[KeyPattern] = []
+    valid = [(c, dest) for c in configurations for dest in c.valid_destinations()[0]]
     owner = None
-    for configuration in configurations:
-        dag_id = configuration.integration.dag_id
-        valid, _ = configuration.valid_destinations()
-        for dest in valid:
-            patterns.extend(key_patterns(dest, dag_id=dag_id, origin=configuration.origin))
-            if involving == (dag_id, dest.name):
-                owner = Owner(dag_id, dest.name, configuration.origin)
-    if involving is not None and owner is None:
-        return []
+    if involving is not None:
+        mine = [(c, d) for c, d in valid if (c.integration.dag_id, d.name) == involving]
+        if not mine:
+            return []
+        owner = Owner(involving[0], involving[1], mine[0][0].origin)
+        valid = [(c, d) for c, d in valid if d.bucket_name == mine[0][1].bucket_name]  # other buckets cannot meet
+    patterns = [p for c, d in valid for p in key_patterns(d, dag_id=c.integration.dag_id, origin=c.origin)]
     return collisions(patterns, involving=owner, limit=limit)
