@@ -110,6 +110,20 @@ def pg_database_factory(postgres: str) -> Iterator[Any]:
     conn.close()
 
 
+@pytest.fixture(scope="session")
+def sqlite_database_factory(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Create SQLite source files in fresh temporary directories, seeded by the synthetic generator
+    (``create(apps=..., start=..., days=..., rows_per_day=..., seed=...)``); returns the file's path."""
+    from devtools.synthetic import generate
+
+    def create(**seed_args: Any) -> Path:
+        path = tmp_path_factory.mktemp("sqlite-source") / "source.db"
+        generate(f"sqlite:///{path}", recreate=True, **seed_args)
+        return path
+
+    return create
+
+
 # -- SeaweedFS ---------------------------------------------------------------------------------
 
 
