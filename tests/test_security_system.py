@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from conftest import (
@@ -101,7 +102,7 @@ def source(pg_database_factory) -> Iterator[dict[str, str]]:
             ("hostile-event-1", HOSTILE_OR, f"{DAY} 10:00:00+00", MARKER, f"{DAY} 10:00:00+00"),
         )
     conn.close()
-    host = "127.0.0.1:5432"
+    host = f"{urlsplit(url).hostname}:{urlsplit(url).port}"  # the test server (devtools.pgserver)
     yield {
         "db": dbname,
         "superuser": url,
