@@ -73,7 +73,7 @@ def _answers(host: str, port: int) -> bool:
     import psycopg2
 
     try:
-        psycopg2.connect(host=host, port=port, user=USER, dbname="postgres", connect_timeout=5).close()
+        Postgres(host, port, "system").connect().close()
     except psycopg2.OperationalError:
         return False
     return True
