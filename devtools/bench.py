@@ -30,12 +30,13 @@ from pathlib import Path
 
 import psutil
 
+from devtools import pgserver
 from devtools.airflow_env import source_connection
 from devtools.seaweedfs import Identity, SeaweedFS
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".bench"
-PG = "postgresql://postgres@127.0.0.1:5432"
+PG = ""  # postgresql://postgres@HOST:PORT, chosen in main() by devtools.pgserver
 DB = "se_bench"
 APP = "com.bench.app"
 DAY = dt.date(2026, 3, 7)
@@ -201,14 +202,24 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT / "tests"))
     WORK.mkdir(exist_ok=True)
 
+    global PG
+    server = pgserver.ensure_postgres()
+    PG = server.url
+    print(f"PostgreSQL: {server.kind} server on {server.host}:{server.port}", flush=True)
+    if server.kind == "embedded" and args.reuse_data:
+        print("--reuse-data ignored: the embedded server starts empty", flush=True)
+        args.reuse_data = False
     weed_dir = WORK / "seaweedfs"
     shutil.rmtree(weed_dir, ignore_errors=True)
     ok = True
-    with SeaweedFS(weed_dir, [IDENTITY], buckets=[BUCKET]) as store:
-        if not args.skip_events:
-            ok &= events_phase(store, args)
-        if args.others_rows:
-            ok &= others_phase(store, args)
+    try:
+        with SeaweedFS(weed_dir, [IDENTITY], buckets=[BUCKET]) as store:
+            if not args.skip_events:
+                ok &= events_phase(store, args)
+            if args.others_rows:
+                ok &= others_phase(store, args)
+    finally:
+        server.stop()
     return 0 if ok else 1
 
 
@@ -251,7 +262,7 @@ def events_phase(store: SeaweedFS, args: argparse.Namespace) -> bool:
     task_times: dict[str, list[float]] = {}
     outputs: dict[str, str] = {}
     csv_path = Path(tempfile.gettempdir()) / "se_bench_copy.csv"
-    copy_cmd = ["psql", f"{PG}/{DB}", "-q", "-o", str(csv_path), "-c", copy_sql(query)]
+    copy_cmd = [pgserver.psql(), f"{PG}/{DB}", "-q", "-o", str(csv_path), "-c", copy_sql(query)]
     plain_cmd = ours_cmd("events", bench_destination("ours"))
     gzip_cmd = ours_cmd("events", bench_destination("ours-gzip", gzip=True))
     sql_cmd = [PYTHON, "-c", SQL_TO_S3.format(query=str(query_file), bucket=BUCKET)]
@@ -312,7 +323,7 @@ def others_phase(store: SeaweedFS, args: argparse.Namespace) -> bool:
         for dialect, url in sources.items():
             env = bench_env(store, url if dialect == "postgres" else source_connection(str(sqlite_path)))
             if dialect == "postgres":
-                dump_cmd = ["psql", url, "-q", "-o", str(dump), "-c", copy_sql(bound_query(table, OTHERS_DB))]
+                dump_cmd = [pgserver.psql(), url, "-q", "-o", str(dump), "-c", copy_sql(bound_query(table, OTHERS_DB))]
             else:
                 query_file = WORK / f"{table}_sqlite.sql"
                 query_file.write_text(read_sql("sqlite", table))

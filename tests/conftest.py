@@ -30,10 +30,9 @@ AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="subscription-exports-airflow-"))
 AIRFLOW_ENV = airflow_env.airflow_env(AIRFLOW_HOME, SUBSCRIPTION_EXPORTS_RETRIES="0")
 os.environ.update({k: v for k, v in AIRFLOW_ENV.items() if k.startswith(("AIRFLOW", "SUBSCRIPTION", "PYTHONPATH"))})
 
+from devtools import pgserver  # noqa: E402
 from devtools.seaweedfs import Identity, SeaweedFS, list_all_keys  # noqa: E402  (after the Airflow environment)
 
-PG_HOST, PG_PORT = "127.0.0.1", 5432
-PG_START = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
 BUCKETS = ("adapty-events", "adapty-ua", "exports")
 MISSING_BUCKET = "missing-bucket"
 EXPORTER = Identity(
@@ -53,30 +52,26 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 # -- PostgreSQL --------------------------------------------------------------------------------
 
 
-def _pg_connect(dbname: str = "postgres"):
-    import psycopg2
+_PG: pgserver.Postgres | None = None  # set by the `postgres` fixture
 
-    return psycopg2.connect(host=PG_HOST, port=PG_PORT, user="postgres", dbname=dbname, connect_timeout=5)
+
+def _pg_connect(dbname: str = "postgres"):
+    assert _PG is not None, "request the `postgres` fixture (or pg_database_factory) first"
+    return _PG.connect(dbname)
 
 
 @pytest.fixture(scope="session")
-def postgres() -> str:
-    """A running PostgreSQL on 127.0.0.1:5432; started if it is down, else the suite fails."""
-    import psycopg2
-
+def postgres() -> Iterator[str]:
+    """``postgresql://postgres@HOST:PORT`` of a running PostgreSQL, chosen by devtools.pgserver: the
+    configured server (default 127.0.0.1:5432), else the local cluster started, else an embedded
+    server from the pinned wheel on a free port (SUBSCRIPTION_EXPORTS_PG=embedded forces it)."""
+    global _PG
     try:
-        _pg_connect().close()
-    except psycopg2.OperationalError:
-        subprocess.run(PG_START, shell=True, check=False, capture_output=True)
-        try:
-            _pg_connect().close()
-        except psycopg2.OperationalError as exc:
-            pytest.fail(
-                f"PostgreSQL is not reachable on {PG_HOST}:{PG_PORT} and could not be started ({exc}). "
-                f"Start it with: {PG_START}",
-                pytrace=False,
-            )
-    return f"postgresql://postgres@{PG_HOST}:{PG_PORT}"
+        _PG = pgserver.ensure_postgres()
+    except pgserver.PostgresUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield _PG.url
+    _PG.stop()
 
 
 @pytest.fixture(scope="session")
@@ -108,6 +103,20 @@ def pg_database_factory(postgres: str) -> Iterator[Any]:
         for name in created:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     conn.close()
+
+
+@pytest.fixture(scope="session")
+def sqlite_database_factory(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Create SQLite source files in fresh temporary directories, seeded by the synthetic generator
+    (``create(apps=..., start=..., days=..., rows_per_day=..., seed=...)``); returns the file's path."""
+    from devtools.synthetic import generate
+
+    def create(**seed_args: Any) -> Path:
+        path = tmp_path_factory.mktemp("sqlite-source") / "source.db"
+        generate(f"sqlite:///{path}", recreate=True, **seed_args)
+        return path
+
+    return create
 
 
 # -- SeaweedFS ---------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from conftest import (
 )
 
 from devtools.seaweedfs import SeaweedFS, list_all_keys
-from devtools.synthetic import METRIC_FIXTURES, UA_EVENT_FIXTURES, build_campaigns, generate
+from devtools.synthetic import METRIC_FIXTURES, UA_EVENT_FIXTURES, build_campaigns
 from devtools.tls import make_ca_and_server_cert
 from subscription_exports.integrations import UA_EVENT_GROUPS
 
@@ -127,10 +127,8 @@ def pg_source(pg_database_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def sqlite_source(tmp_path_factory) -> str:
-    path = str(tmp_path_factory.mktemp("sqlite-ua") / "source.db")
-    generate(f"sqlite:///{path}", recreate=True, **SEED_ARGS)
-    return path
+def sqlite_source(sqlite_database_factory) -> str:
+    return str(sqlite_database_factory(**SEED_ARGS))
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import re
 import pytest
 from conftest import export_events_from_sqlite, snapshot_and_empty
 
-from devtools.synthetic import generate
 from subscription_exports import exporter
 
 pytestmark = pytest.mark.system
@@ -26,10 +25,8 @@ PROGRESS = re.compile(
 
 
 @pytest.fixture(scope="module")
-def sqlite_path(tmp_path_factory) -> str:
-    path = str(tmp_path_factory.mktemp("progress") / "source.db")
-    generate(f"sqlite:///{path}", recreate=True, apps=["com.acme.ios"], start=DAY, days=1, rows_per_day=3000, seed=5)
-    return path
+def sqlite_path(sqlite_database_factory) -> str:
+    return str(sqlite_database_factory(apps=["com.acme.ios"], start=DAY, days=1, rows_per_day=3000, seed=5))
 
 
 def export(sqlite_path: str, client) -> exporter.ExportResult:

@@ -30,7 +30,6 @@ from conftest import (
 )
 
 from devtools.seaweedfs import Identity
-from devtools.synthetic import generate
 from subscription_exports.integrations import S3_EXPORT
 
 pytestmark = pytest.mark.system
@@ -110,10 +109,8 @@ def pg_source(pg_database_factory) -> str:
 
 
 @pytest.fixture(scope="module")
-def sqlite_source(tmp_path_factory) -> str:
-    path = str(tmp_path_factory.mktemp("sqlite") / "source.db")
-    generate(f"sqlite:///{path}", recreate=True, **SEED_ARGS)
-    return path
+def sqlite_source(sqlite_database_factory) -> str:
+    return str(sqlite_database_factory(**SEED_ARGS))
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from conftest import (
@@ -38,7 +39,6 @@ from conftest import (
 
 from devtools import airflow_env
 from devtools.seaweedfs import Identity
-from devtools.synthetic import generate
 
 APP, OTHER = "com.secure.ios", "com.secure.android"
 DAY = dt.date(2026, 3, 7)
@@ -102,7 +102,7 @@ def source(pg_database_factory) -> Iterator[dict[str, str]]:
             ("hostile-event-1", HOSTILE_OR, f"{DAY} 10:00:00+00", MARKER, f"{DAY} 10:00:00+00"),
         )
     conn.close()
-    host = "127.0.0.1:5432"
+    host = f"{urlsplit(url).hostname}:{urlsplit(url).port}"  # the test server (devtools.pgserver)
     yield {
         "db": dbname,
         "superuser": url,
@@ -411,10 +411,8 @@ def export_one_table(client: Any, sqlite_path: Path, sse: dict[str, str]) -> Any
 
 
 @pytest.fixture(scope="module")
-def sqlite_source(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("sse") / "source.db"
-    generate(f"sqlite:///{path}", apps=[APP], start=DAY, days=1, rows_per_day=20, seed=2, recreate=True)
-    return path
+def sqlite_source(sqlite_database_factory) -> Path:
+    return sqlite_database_factory(apps=[APP], start=DAY, days=1, rows_per_day=20, seed=2)
 
 
 def multipart_upload(client: Any, key: str, extra_args: dict[str, Any]) -> None:

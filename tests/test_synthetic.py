@@ -8,7 +8,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import uuid
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,7 +16,6 @@ import pytest
 from devtools import synthetic as syn
 
 ROOT = Path(__file__).resolve().parents[1]
-PG_ADMIN_DSN = os.environ.get("SYNTHETIC_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 APPS = ["com.acme.ios", "com.acme.android"]
 START = dt.date(2026, 3, 1)
 DAYS = 2
@@ -74,33 +72,13 @@ def sqlite_db(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def pg_conn():
+def pg_conn(pg_database_factory):
     import psycopg2
 
-    try:
-        admin = psycopg2.connect(PG_ADMIN_DSN, connect_timeout=5)
-    except psycopg2.OperationalError as exc:  # pragma: no cover - environment without PostgreSQL
-        pytest.fail(
-            f"PostgreSQL not reachable at {PG_ADMIN_DSN} ({exc}); start it with: "
-            "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
-        )
-    admin.autocommit = True
-    name = f"synthetic_test_{uuid.uuid4().hex[:12]}"
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE {name}")
-    dsn = PG_ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
-    conn = None
-    try:
-        syn.generate(dsn, recreate=True, **ARGS)
-        conn = psycopg2.connect(dsn)
-        conn.set_session(readonly=True, autocommit=True)
-        yield conn
-    finally:
-        if conn is not None:
-            conn.close()
-        with admin.cursor() as cur:
-            cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.close()
+    conn = psycopg2.connect(pg_database_factory(**ARGS))
+    conn.set_session(readonly=True, autocommit=True)
+    yield conn
+    conn.close()
 
 
 # ---------------------------------------------------------------------------------------------
