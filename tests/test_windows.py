@@ -15,8 +15,8 @@ from subscription_exports.windows import (
     latest_complete_day,
     latest_due_day,
     manual_day,
-    resolve,
     range_window,
+    resolve,
     window_from_interval,
 )
 
