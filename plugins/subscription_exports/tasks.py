@@ -265,7 +265,16 @@ def _configurations(integration: Any) -> tuple[Any, list[Any]]:
     return own, others
 
 
-@task(task_id="load_destinations", doc_md=LOAD_DESTINATIONS_DOC)
+# One quick retry only: reading the Variables through the api-server can fail transiently, but any
+# other error here is a configuration error (failed at once) or a bug: neither is worth the DAG's
+# minutes of exponential backoff.
+@task(
+    task_id="load_destinations",
+    doc_md=LOAD_DESTINATIONS_DOC,
+    retries=1,
+    retry_delay=dt.timedelta(seconds=15),
+    retry_exponential_backoff=0,
+)
 def load_destinations(integration_id: str) -> list[str]:
     """The names of this run's destinations; fails only for what belongs to no single destination."""
     from subscription_exports import config, keys
