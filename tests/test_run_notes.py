@@ -55,4 +55,7 @@ def test_user_note_is_kept_below_and_a_restart_adds_nothing() -> None:
     assert merged_note(ours, "re-run for ticket 42") == f"{ours}\n\nre-run for ticket 42"
     assert merged_note(ours, merged_note(ours, "re-run for ticket 42")) == f"{ours}\n\nre-run for ticket 42"
     assert merged_note(ours, ours) == ours
+    # Cleared after a refusal: the new window replaces the old first paragraph.
+    refused = "Not exported: day 2026-03-11 is not over yet"
+    assert merged_note(ours, f"{refused}\n\nre-run for ticket 42") == f"{ours}\n\nre-run for ticket 42"
     assert len(merged_note(ours, "x" * 2000)) == MAX_NOTE

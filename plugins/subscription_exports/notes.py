@@ -64,10 +64,13 @@ def window_note(
 
 
 def merged_note(ours: str, existing: str | None) -> str:
-    """Ours first; the user's own note kept below it; idempotent when the run starts again (clear)."""
-    if not existing or existing == ours or existing.startswith(ours + "\n"):
-        return (existing or ours)[:MAX_NOTE]
-    return f"{ours}\n\n{existing}"[:MAX_NOTE]
+    """Ours first, the user's own note kept below it. When the run starts again (cleared), our previous
+    first paragraph is replaced, not repeated."""
+    user = existing or ""
+    first, _, rest = user.partition("\n\n")
+    if first.startswith(("Exports ", "Not exported: ")):
+        user = rest
+    return f"{ours}\n\n{user}"[:MAX_NOTE] if user else ours[:MAX_NOTE]
 
 
 @hookimpl
