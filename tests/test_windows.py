@@ -324,3 +324,8 @@ def test_resolve_refuses_dates_outside_manual_runs(run_type: str, params: dict) 
 def test_resolve_non_manual_run_without_data_interval() -> None:
     msg = one_line_error(run, "asset_triggered")
     assert msg == "this asset_triggered run has no data interval, so it names no day to export"
+
+
+def test_a_day_not_over_is_named_before_the_length_of_the_range() -> None:
+    msg = one_line_error(range_window, "2026-03-06", "2999-01-01", now=NOW)
+    assert msg.startswith("param 'date_to': 2999-01-01 is not over yet")

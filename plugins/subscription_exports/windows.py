@@ -142,10 +142,10 @@ def range_window(date_from: object, date_to: object, *, now: dt.datetime) -> Win
     first, last = _parse_day(date_from, "date_from"), _parse_day(date_to, "date_to")
     if first > last:
         raise WindowError(f"date range is inverted: date_from {first} is after date_to {last}")
-    days = (last - first).days + 1
-    if days > MAX_RANGE_DAYS:
-        raise WindowError(f"date range {first}..{last} spans {days} days; the maximum is {MAX_RANGE_DAYS}")
-    return require_complete(Window(_midnight(first), _midnight(last + dt.timedelta(days=1)), "range"), now)
+    window = require_complete(Window(_midnight(first), _midnight(last + dt.timedelta(days=1)), "range"), now)
+    if window.days > MAX_RANGE_DAYS:
+        raise WindowError(f"date range {first}..{last} spans {window.days} days; the maximum is {MAX_RANGE_DAYS}")
+    return window
 
 
 def manual_day(logical_date: dt.datetime | None, run_after: dt.datetime, run_at: dt.time = DEFAULT_RUN_AT) -> dt.date:
