@@ -30,6 +30,10 @@ def test_plain_manual_run_note_names_its_day() -> None:
     assert note(logical_date=utc(2026, 3, 2)) == "Exports 2026-03-02 (UTC)"
 
 
+def test_dry_run_says_so() -> None:
+    assert note(conf={"dry_run": True}) == "Exports 2026-03-10 (UTC) (dry run: writes nothing)"
+
+
 def test_refused_runs_say_why() -> None:
     assert note(conf={"date_from": "2026-03-01", "date_to": "2026-03-11"}) == (
         "Not exported: param 'date_to': 2026-03-11 is not over yet (now 2026-03-11 09:30 UTC): only complete UTC "

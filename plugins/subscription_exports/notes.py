@@ -9,6 +9,7 @@ the run (``on_dag_run_running``, in the scheduler's own transaction):
 
 * ``Exports 2026-03-05..2026-03-07 (UTC, manual range)``
 * ``Exports 2026-03-06 (UTC)`` for a manual run without dates;
+* either followed by `` (dry run: writes nothing)`` when the ``dry_run`` param is ticked;
 * ``Not exported: <the one-line cause>`` for a run ``resolve_window`` will refuse (e.g. a day that
   is not over yet, or a backfill given ``date_from``/``date_to``).
 
@@ -58,9 +59,10 @@ def window_note(
         return f"Not exported: {exc}"
     if run_type != windows.MANUAL:
         return None
+    dry = " (dry run: writes nothing)" if params.get("dry_run") else ""
     if window.kind == "range":
-        return f"Exports {window.label} (UTC, manual range)"
-    return f"Exports {window.label} (UTC)"
+        return f"Exports {window.label} (UTC, manual range){dry}"
+    return f"Exports {window.label} (UTC){dry}"
 
 
 def merged_note(ours: str, existing: str | None) -> str:

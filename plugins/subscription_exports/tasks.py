@@ -213,8 +213,7 @@ def resolve_window() -> dict[str, str]:
             run_at=getattr(context["dag"].timetable, "run_at", DEFAULT_RUN_AT),
         )
     except WindowError as exc:
-        log.error("%s", exc)
-        raise AirflowFailException(str(exc)) from None
+        _fail(str(exc))
     log.info(
         "%s run exports %s window %s (%s .. %s UTC)",
         run_type,
