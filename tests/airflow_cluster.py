@@ -123,20 +123,32 @@ def cmdline(pid: int) -> str:
 class ProcessTracker:
     """The processes a cluster started, however they renamed or regrouped themselves.
 
-    A process belongs to the cluster if it descends from a root (a component this harness started),
-    is in a root's session (each root starts its own session; a child that only changes its
-    process group stays in it), or was seen belonging earlier (same pid and start time): a task
-    process whose parent already exited is re-parented away from the tree but stays tracked.
-    `track()` runs on every poll of `Airflow.wait`, so short-lived parents are seen in time.
+    A process belongs to the cluster if it is a root (a component this harness started), is in a
+    live root's session (each root starts its own session; a child that only changes its process
+    group stays in it), descends from one of those, or was seen belonging earlier (same pid and
+    start time): a task process whose parent already exited is re-parented away from the tree but
+    stays tracked. Pids are only trusted with their start time, so a pid the kernel reuses for
+    another program (another test's, another user's) is never taken for ours. `track()` runs on
+    every poll of `Airflow.wait` and before `stop` kills anything, so short-lived parents are seen.
     """
 
-    roots: set[int] = field(default_factory=set)
+    roots: dict[int, int] = field(default_factory=dict)  # pid -> starttime
     seen: dict[int, int] = field(default_factory=dict)  # pid -> starttime
+
+    def add_root(self, pid: int) -> None:
+        proc = proc_table().get(pid)
+        if proc is not None:
+            self.roots[pid] = proc.starttime
 
     def track(self) -> list[Proc]:
         table = proc_table()
-        ours = {pid for pid, proc in table.items() if pid in self.roots or proc.session in self.roots}
-        ours |= {pid for pid, start in self.seen.items() if pid in table and table[pid].starttime == start}
+
+        def same(pid: int, start: int) -> bool:
+            return pid in table and table[pid].starttime == start
+
+        live_roots = {pid for pid, start in self.roots.items() if same(pid, start)}
+        ours = live_roots | {pid for pid, proc in table.items() if proc.session in live_roots}
+        ours |= {pid for pid, start in self.seen.items() if same(pid, start)}
         children: dict[int, list[int]] = {}
         for proc in table.values():
             children.setdefault(proc.ppid, []).append(proc.pid)
@@ -183,7 +195,7 @@ class Airflow:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # own session and process group: killpg reaches its children
             )
-        self.tracker.roots.add(self.procs[name].pid)
+        self.tracker.add_root(self.procs[name].pid)
 
     def check_alive(self) -> None:
         self.tracker.track()
