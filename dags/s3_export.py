@@ -7,10 +7,18 @@ files of the documented shape, plus a JSON manifest beside each file.
 
 * **Destinations** come from `include/destinations/s3_export.yaml`, or the Airflow Variable
   `s3_export_destinations` when set (same schema; read at run time).
-* **Re-export days**: `airflow backfill create --dag-id s3_export --from-date A --to-date B`
-  rewrites days A..B under their own keys (idempotent).
-* **Range export**: trigger with `date_from` / `date_to` (UTC dates, inclusive) for one file
-  per table covering the range, under its own key.
+* **Runs and the days they export** (UTC; only days that are over, never today):
+  * schedule: the previous day D, run id `scheduled__<D>T00:00:00+00:00`;
+  * backfill (`airflow backfill create --dag-id s3_export --from-date A --to-date B`, or the
+    UI's Backfill): each day D of A..B, run id `backfill__<D>T00:00:00+00:00`; rewrites the
+    days' own keys (idempotent);
+  * trigger with `date_from` / `date_to` (UI form, `--conf`, REST `conf`): one file per table
+    covering the range, under its own key (single manual runs only: a backfill given these
+    dates fails);
+  * trigger without dates (UI, `airflow dags trigger s3_export`, REST): the latest day whose 04:00
+    UTC run time had passed at trigger time; with a logical date at 00:00 UTC: that day.
+
+  A manual run's note says what it exports. Details: `resolve_window`'s task docs.
 
 * **Dry run**: trigger with `dry_run` ticked: checks every destination and logs the keys and row
   counts it would write; writes nothing.

@@ -4,8 +4,9 @@
 PostgreSQL metadata database: `airflow api-server` (also serving the Execution API the task
 processes talk to), `airflow scheduler`, `airflow dag-processor`, plus any extra components a test
 asks for (e.g. `airflow celery worker`). On exit it stops every process it started, including task
-processes that moved to their own process groups (found by the private AIRFLOW_HOME in their
-environment), and fails if any is left.
+processes that moved to their own process groups, and fails if any is left. Those are found by the
+process tree, not by AIRFLOW_HOME in /proc/PID/environ: Airflow's `setproctitle` overwrites that
+memory in executor workers and task processes (see `ProcessTracker`).
 
 What Airflow 3.3 requires here (found by reading airflow-core 3.3.2 and confirmed by the tests):
 
@@ -30,6 +31,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -63,7 +65,9 @@ def tail(path: Path, lines: int = 60) -> str:
 
 
 def procs_with_home(home: Path) -> list[int]:
-    """PIDs of live processes whose environment has our AIRFLOW_HOME: only what this cluster started."""
+    """PIDs of live processes whose environment shows our AIRFLOW_HOME. Not enough on its own: Airflow's
+    `setproctitle` overwrites /proc/PID/environ of executor workers and task processes (the title
+    is written over argv and the environment that follows it), so those do not show it."""
     marker = f"AIRFLOW_HOME={home}".encode()
     found = []
     for entry in Path("/proc").iterdir():
@@ -81,6 +85,88 @@ def procs_with_home(home: Path) -> list[int]:
     return found
 
 
+@dataclass(frozen=True)
+class Proc:
+    pid: int
+    ppid: int
+    session: int
+    starttime: int  # clock ticks since boot: with the pid, identifies a process (pids are reused)
+    state: str
+
+
+def proc_table() -> dict[int, Proc]:
+    """Every live, non-zombie process, from /proc/PID/stat."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp session ... starttime(22nd) ...": comm may hold spaces and ')'.
+        rest = stat[stat.rindex(")") + 2 :].split()
+        proc = Proc(int(entry.name), int(rest[1]), int(rest[3]), int(rest[19]), rest[0])
+        if proc.state not in ("Z", "X"):
+            table[proc.pid] = proc
+    return table
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+@dataclass
+class ProcessTracker:
+    """The processes a cluster started, however they renamed or regrouped themselves.
+
+    A process belongs to the cluster if it is a root (a component this harness started), is in a
+    live root's session (each root starts its own session; a child that only changes its process
+    group stays in it), descends from one of those, or was seen belonging earlier (same pid and
+    start time): a task process whose parent already exited is re-parented away from the tree but
+    stays tracked. Pids are only trusted with their start time, so a pid the kernel reuses for
+    another program (another test's, another user's) is never taken for ours. `track()` runs on
+    every poll of `Airflow.wait` and before `stop` kills anything, so short-lived parents are seen.
+    """
+
+    roots: dict[int, int] = field(default_factory=dict)  # pid -> starttime
+    seen: dict[int, int] = field(default_factory=dict)  # pid -> starttime
+
+    def add_root(self, pid: int) -> None:
+        proc = proc_table().get(pid)
+        if proc is not None:
+            self.roots[pid] = proc.starttime
+
+    def track(self) -> list[Proc]:
+        table = proc_table()
+
+        def same(pid: int, start: int) -> bool:
+            return pid in table and table[pid].starttime == start
+
+        live_roots = {pid for pid, start in self.roots.items() if same(pid, start)}
+        ours = live_roots | {pid for pid, proc in table.items() if proc.session in live_roots}
+        ours |= {pid for pid, start in self.seen.items() if same(pid, start)}
+        children: dict[int, list[int]] = {}
+        for proc in table.values():
+            children.setdefault(proc.ppid, []).append(proc.pid)
+        todo = list(ours)
+        while todo:
+            for child in children.get(todo.pop(), []):
+                if child not in ours:
+                    ours.add(child)
+                    todo.append(child)
+        ours.discard(os.getpid())
+        for pid in ours:
+            self.seen[pid] = table[pid].starttime
+        return sorted((table[pid] for pid in ours), key=lambda p: p.pid)
+
+    def alive(self) -> list[int]:
+        return [proc.pid for proc in self.track()]
+
+
 @dataclass
 class Airflow:
     """A running Airflow: private home, PostgreSQL metadata DB, components in their own process groups."""
@@ -90,6 +176,8 @@ class Airflow:
     metadata_url: str  # postgresql:// URL for direct, read-only polling
     dag_id: str = DEFAULT_DAG_ID  # default DAG of the helpers below
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    tracker: ProcessTracker = field(default_factory=ProcessTracker)
+    base_url: str = ""
 
     # -- processes ------------------------------------------------------------------------------
 
@@ -107,15 +195,18 @@ class Airflow:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # own session and process group: killpg reaches its children
             )
+        self.tracker.add_root(self.procs[name].pid)
 
     def check_alive(self) -> None:
+        self.tracker.track()
         for name, proc in self.procs.items():
             if proc.poll() is not None:
                 pytest.fail(f"`airflow {name}` exited with {proc.returncode}:\n{self.diagnostics()}", pytrace=False)
 
     def stop(self, timeout: float = 30) -> None:
-        """SIGTERM every process group, SIGKILL what is left after `timeout`, then any straggler (task
-        processes put themselves into their own process groups) found by our AIRFLOW_HOME."""
+        """SIGTERM every process group, SIGKILL what is left after `timeout`, then every straggler of the
+        process tree (task processes put themselves into their own process groups)."""
+        self.tracker.track()
         for proc in self.procs.values():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -128,12 +219,32 @@ class Airflow:
                 os.killpg(proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=10)
-        for pid in procs_with_home(self.home):
+        for pid in {*self.tracker.alive(), *procs_with_home(self.home)}:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
-        while procs_with_home(self.home) and time.monotonic() < deadline:
+        while self.leftovers() and time.monotonic() < deadline:
             time.sleep(0.2)
+
+    def leftovers(self) -> list[str]:
+        """What still runs of this cluster: `pid cmdline` of every tracked process."""
+        pids = sorted({*self.tracker.alive(), *procs_with_home(self.home)})
+        return [f"{pid} {cmdline(pid)}" for pid in pids]
+
+    # -- REST API (/api/v2; the test clusters allow every request as admin) ------------------------
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        request = urllib.request.Request(
+            f"{self.base_url}/api/v2/{path.lstrip('/')}",
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            method=method,
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                return json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            pytest.fail(f"{method} /api/v2/{path}: {exc.code} {exc.read()[:2000]!r}", pytrace=False)
 
     def diagnostics(self, lines: int = 40) -> str:
         parts = [f"--- {name}.log (tail) ---\n{tail(self.log_path(name), lines)}" for name in self.procs]
@@ -304,7 +415,7 @@ def running_airflow(
         "SUBSCRIPTION_EXPORTS_RETRIES": "0",
     }
     settings.update(env)
-    af = Airflow(home=home, env=airflow_env.airflow_env(home, **settings), metadata_url=metadata_url)
+    af = Airflow(home=home, env=airflow_env.airflow_env(home, **settings), metadata_url=metadata_url, base_url=base_url)
     wanted = set(expect_dags)
     try:
         af.cli("db", "migrate", timeout=600)
@@ -336,5 +447,5 @@ def running_airflow(
         yield af
     finally:
         af.stop()
-        leftovers = procs_with_home(home)
+        leftovers = af.leftovers()
         assert not leftovers, f"Airflow processes of the test still running: {leftovers}"

@@ -55,8 +55,17 @@ def test_dag_settings(dagbag, dag_id: str) -> None:
         param = dag.params.get_param(name)
         assert param.value is None, "scheduled runs leave the range empty"
         assert param.schema.get("format") == "date"
+        assert "Single manual runs (Trigger) only" in param.description, "the Backfill form shows it too"
     assert dag.tasks
+    # resolve_window only computes: any error is a bad request or a bug, never transient, so it fails at
+    # once; load_destinations gets one quick retry (a transient failure reading the Variable).
+    fail_fast = {"resolve_window": (0, None), "load_destinations": (1, dt.timedelta(seconds=15))}
     for task in dag.tasks:
+        if task.task_id in fail_fast:
+            retries, delay = fail_fast[task.task_id]
+            assert (task.retries, task.retry_delay if retries else None) == (retries, delay), task.task_id
+            assert not (retries and task.retry_exponential_backoff), task.task_id
+            continue
         assert task.retries >= 1, f"{task.task_id}: retries={task.retries}"
         assert task.retry_exponential_backoff, f"{task.task_id}: no exponential backoff"
 

@@ -43,12 +43,24 @@ def clock(now: DateTime) -> Iterator[None]:
         yield
 
 
+@pytest.fixture(autouse=True)
+def before_every_test_day() -> Iterator[None]:
+    """Unless a test sets its own `clock`, "now" is 2020-01-01: every day of these tests is still to come,
+    so its run waits for D+1 04:00 (a day whose run time has passed runs at once, see
+    `test_run_after_of_a_day_whose_run_time_has_passed`)."""
+    with clock(day(2020, 1, 1)):
+        yield
+
+
 def assert_run_for(info: DagRunInfo | None, y: int, m: int, d: int, *, run_at: dt.time = dt.time(4, 0)) -> None:
     assert info is not None
     start = day(y, m, d)
     assert info.data_interval == DataInterval(start, start.add(days=1))
     assert info.logical_date == start
-    assert info.run_after == start.add(days=1, hours=run_at.hour, minutes=run_at.minute)
+    run_time = start.add(days=1, hours=run_at.hour, minutes=run_at.minute)
+    now = DateTime.utcnow().replace(tzinfo=UTC)  # the (mocked) clock
+    # Before its run time a day's run waits for it; after it, it may run at once, named by the day.
+    assert info.run_after == (run_time if run_time > now else start)
 
 
 # -- the shape of one run ----------------------------------------------------------------------
@@ -95,6 +107,67 @@ def test_consecutive_runs_tile_the_calendar() -> None:
     assert all(i.data_interval.end - i.data_interval.start == dt.timedelta(days=1) for i in seen)
 
 
+# -- run_after and run ids: named by the exported day -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("now", "run_after"),
+    [
+        (day(2026, 3, 8, 3, 59), day(2026, 3, 8, 4)),  # the day is over, its run time is not: wait for it
+        (day(2026, 3, 8, 4), day(2026, 3, 7)),  # run time reached: at once, named by the day
+        (day(2026, 11, 29, 12), day(2026, 3, 7)),  # long past (a backfill, catch-up)
+    ],
+)
+def test_run_after_of_a_day_whose_run_time_has_passed(now: DateTime, run_after: DateTime) -> None:
+    # Clock mocked (see `clock`): which branch applies depends on "now" relative to D+1 04:00.
+    with clock(now):
+        info = TT.next_dagrun_info(
+            last_automated_data_interval=interval(2026, 3, 6), restriction=restriction(day(2026, 1, 1), catchup=True)
+        )
+    assert info is not None and info.data_interval == interval(2026, 3, 7)
+    assert info.run_after == run_after
+    # Never earlier than the day's run time unless that time has passed: the scheduler creates no early run.
+    assert info.run_after >= day(2026, 3, 8, 4) or info.run_after <= now
+
+
+def test_scheduled_run_id_names_the_exported_day() -> None:
+    from airflow.utils.types import DagRunType
+
+    run_id = TT.generate_run_id(
+        run_type=DagRunType.SCHEDULED, run_after=day(2026, 3, 8, 4), data_interval=interval(2026, 3, 7)
+    )
+    assert run_id == "scheduled__2026-03-07T00:00:00+00:00"
+
+
+def test_backfill_run_id_names_the_exported_day() -> None:
+    """`airflow backfill create` names its runs `backfill__<run_after>` without asking the timetable
+    (airflow-core 3.3 models/backfill.py, DagRun.generate_run_id): run_after of a past day is the day."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.types import DagRunType
+
+    with clock(day(2026, 11, 29, 12)):
+        info = TT.next_dagrun_info(
+            last_automated_data_interval=interval(2026, 3, 6), restriction=restriction(day(2026, 3, 6), catchup=True)
+        )
+    run_id = DagRun.generate_run_id(
+        run_type=DagRunType.BACKFILL_JOB, logical_date=info.logical_date, run_after=info.run_after
+    )
+    assert run_id == "backfill__2026-03-07T00:00:00+00:00"
+    assert (
+        TT.generate_run_id(run_type=DagRunType.BACKFILL_JOB, run_after=info.run_after, data_interval=info.data_interval)
+        == run_id
+    )
+
+
+def test_manual_run_ids_stay_unique_per_trigger() -> None:
+    from airflow.utils.types import DagRunType
+
+    run_id = TT.generate_run_id(
+        run_type=DagRunType.MANUAL, run_after=day(2026, 3, 8, 10, 15), data_interval=interval(2026, 3, 7)
+    )
+    assert run_id == "manual__2026-03-08T10:15:00+00:00"
+
+
 # -- first run -----------------------------------------------------------------------------
 
 
@@ -131,7 +204,7 @@ def test_first_run_without_catchup_is_latest_due_day(now: DateTime, expected: tu
         info = TT.next_dagrun_info(
             last_automated_data_interval=None, restriction=restriction(day(2026, 1, 1), catchup=False)
         )
-    assert_run_for(info, *expected)
+        assert_run_for(info, *expected)
     assert info.run_after <= now
 
 
@@ -140,7 +213,7 @@ def test_without_catchup_a_future_start_date_still_wins() -> None:
         info = TT.next_dagrun_info(
             last_automated_data_interval=None, restriction=restriction(day(2026, 6, 1), catchup=False)
         )
-    assert_run_for(info, 2026, 6, 1)
+        assert_run_for(info, 2026, 6, 1)
 
 
 # -- after downtime ------------------------------------------------------------------------------
@@ -152,7 +225,7 @@ def test_catch_up_after_downtime_with_catchup() -> None:
         info = TT.next_dagrun_info(
             last_automated_data_interval=interval(2026, 5, 1), restriction=restriction(day(2026, 1, 1), catchup=True)
         )
-    assert_run_for(info, 2026, 5, 2)
+        assert_run_for(info, 2026, 5, 2)
 
 
 def test_downtime_without_catchup_jumps_to_latest_due_day() -> None:
@@ -161,7 +234,7 @@ def test_downtime_without_catchup_jumps_to_latest_due_day() -> None:
         info = TT.next_dagrun_info(
             last_automated_data_interval=interval(2026, 5, 1), restriction=restriction(day(2026, 1, 1), catchup=False)
         )
-    assert_run_for(info, 2026, 5, 9)
+        assert_run_for(info, 2026, 5, 9)
 
 
 def test_without_catchup_no_downtime_is_just_the_next_day() -> None:
@@ -170,7 +243,7 @@ def test_without_catchup_no_downtime_is_just_the_next_day() -> None:
         info = TT.next_dagrun_info(
             last_automated_data_interval=interval(2026, 5, 9), restriction=restriction(day(2026, 1, 1), catchup=False)
         )
-    assert_run_for(info, 2026, 5, 10)
+        assert_run_for(info, 2026, 5, 10)
     assert info.run_after == day(2026, 5, 11, 4)
 
 
@@ -250,7 +323,7 @@ def test_run_at_other_than_0400() -> None:
             info = tt.next_dagrun_info(
                 last_automated_data_interval=None, restriction=restriction(day(2026, 1, 1), catchup=False)
             )
-        assert_run_for(info, *expected, run_at=dt.time(6, 30))
+            assert_run_for(info, *expected, run_at=dt.time(6, 30))
 
 
 def test_midnight_run_at() -> None:

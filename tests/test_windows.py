@@ -12,11 +12,17 @@ from subscription_exports.windows import (
     Window,
     WindowError,
     day_window,
+    latest_complete_day,
+    latest_due_day,
+    manual_day,
     range_window,
+    resolve,
     window_from_interval,
 )
 
 TODAY = dt.date(2026, 3, 10)
+# The moment the run resolves its window: 2026-03-10 is over, 2026-03-11 is not.
+NOW = dt.datetime(2026, 3, 11, 9, 30, tzinfo=dt.UTC)
 DAY = dt.date(2026, 3, 7)
 
 
@@ -102,7 +108,7 @@ def test_window_from_interval_rejects_other_intervals(start: dt.datetime, end: d
 
 
 def test_range_window_bounds() -> None:
-    w = range_window("2026-03-01", "2026-03-07", today=TODAY)
+    w = range_window("2026-03-01", "2026-03-07", now=NOW)
     assert (w.start, w.end, w.kind) == (utc(2026, 3, 1), utc(2026, 3, 8), "range")
     assert (w.date_from, w.date_to, w.days) == (dt.date(2026, 3, 1), dt.date(2026, 3, 7), 7)
     assert contains(w, utc(2026, 3, 1))
@@ -111,34 +117,50 @@ def test_range_window_bounds() -> None:
     assert not contains(w, utc(2026, 2, 28, 23, 59, 59, 999999))
 
 
-def test_range_window_single_day_and_today() -> None:
-    w = range_window("2026-03-10", "2026-03-10", today=TODAY)
+def test_range_window_single_day_that_is_over() -> None:
+    w = range_window("2026-03-10", "2026-03-10", now=NOW)
     assert (w.start, w.end, w.days) == (utc(2026, 3, 10), utc(2026, 3, 11), 1)
+    # Over from the first microsecond of the next day on.
+    assert range_window("2026-03-10", "2026-03-10", now=utc(2026, 3, 11)).days == 1
 
 
 def test_range_window_accepts_date_objects_and_padding() -> None:
-    assert range_window(dt.date(2026, 3, 1), dt.date(2026, 3, 7), today=TODAY) == range_window(
-        " 2026-03-01 ", "2026-03-07", today=TODAY
+    assert range_window(dt.date(2026, 3, 1), dt.date(2026, 3, 7), now=NOW) == range_window(
+        " 2026-03-01 ", "2026-03-07", now=NOW
     )
 
 
 def test_inverted_range() -> None:
-    msg = one_line_error(range_window, "2026-03-07", "2026-03-01", today=TODAY)
+    msg = one_line_error(range_window, "2026-03-07", "2026-03-01", now=NOW)
     assert "inverted" in msg and "2026-03-07" in msg and "2026-03-01" in msg
 
 
-def test_future_date_to_is_relative_to_today_argument() -> None:
-    msg = one_line_error(range_window, "2026-03-01", "2026-03-11", today=TODAY)
-    assert "date_to" in msg and "future" in msg and "2026-03-10" in msg
-    # The same range is fine when the run was triggered a day later: no wall clock involved.
-    assert range_window("2026-03-01", "2026-03-11", today=dt.date(2026, 3, 11)).days == 11
+@pytest.mark.parametrize("date_to", ["2026-03-11", "2026-03-12", "2027-01-01"])
+def test_date_to_today_or_later_is_refused_naming_the_latest_complete_day(date_to: str) -> None:
+    msg = one_line_error(range_window, "2026-03-01", date_to, now=NOW)
+    assert msg == (
+        f"param 'date_to': {date_to} is not over yet (now 2026-03-11 09:30 UTC): only complete UTC days are "
+        "exported; the latest complete day is 2026-03-10"
+    )
+
+
+def test_today_is_refused_up_to_its_last_microsecond() -> None:
+    one_line_error(range_window, "2026-03-11", "2026-03-11", now=utc(2026, 3, 11, 23, 59, 59, 999999))
+    assert range_window("2026-03-11", "2026-03-11", now=utc(2026, 3, 12)).days == 1
+
+
+def test_now_in_another_timezone_is_the_same_utc_moment() -> None:
+    # 2026-03-11 01:00 at +02:00 is 2026-03-10 23:00 UTC: 2026-03-10 is not over yet.
+    plus2 = dt.timezone(dt.timedelta(hours=2))
+    msg = one_line_error(range_window, "2026-03-10", "2026-03-10", now=dt.datetime(2026, 3, 11, 1, tzinfo=plus2))
+    assert "the latest complete day is 2026-03-09" in msg
 
 
 def test_366_days_accepted_367_rejected() -> None:
     assert MAX_RANGE_DAYS == 366
-    w = range_window("2025-03-10", "2026-03-10", today=TODAY)
+    w = range_window("2025-03-10", "2026-03-10", now=NOW)
     assert w.days == 366
-    msg = one_line_error(range_window, "2025-03-09", "2026-03-10", today=TODAY)
+    msg = one_line_error(range_window, "2025-03-09", "2026-03-10", now=NOW)
     assert "367" in msg and "366" in msg
 
 
@@ -146,7 +168,7 @@ def test_366_days_accepted_367_rejected() -> None:
 @pytest.mark.parametrize("param", ["date_from", "date_to"])
 def test_malformed_dates_name_the_param(bad: str, param: str) -> None:
     args = {"date_from": "2026-03-01", "date_to": "2026-03-07", param: bad}
-    msg = one_line_error(range_window, args["date_from"], args["date_to"], today=TODAY)
+    msg = one_line_error(range_window, args["date_from"], args["date_to"], now=NOW)
     assert f"'{param}'" in msg
     assert repr(bad) in msg
 
@@ -155,13 +177,13 @@ def test_malformed_dates_name_the_param(bad: str, param: str) -> None:
 @pytest.mark.parametrize("param", ["date_from", "date_to"])
 def test_missing_dates_name_the_param(empty: str | None, param: str) -> None:
     args = {"date_from": "2026-03-01", "date_to": "2026-03-07", param: empty}
-    msg = one_line_error(range_window, args["date_from"], args["date_to"], today=TODAY)
+    msg = one_line_error(range_window, args["date_from"], args["date_to"], now=NOW)
     assert f"'{param}'" in msg and "missing" in msg
 
 
 @pytest.mark.parametrize("bad", ["20260301xx", "2026030100", "20260301T0", "2026-W09-1"])
 def test_ten_character_non_dates_rejected(bad: str) -> None:
-    msg = one_line_error(range_window, bad, "2026-03-07", today=TODAY)
+    msg = one_line_error(range_window, bad, "2026-03-07", now=NOW)
     assert "'date_from'" in msg
 
 
@@ -170,7 +192,7 @@ def test_ten_character_non_dates_rejected(bad: str) -> None:
 
 @pytest.mark.parametrize(
     "window",
-    [day_window(DAY), range_window("2026-01-01", "2026-03-07", today=TODAY)],
+    [day_window(DAY), range_window("2026-01-01", "2026-03-07", now=NOW)],
 )
 def test_to_dict_from_dict_round_trip(window: Window) -> None:
     data = window.to_dict()
@@ -190,5 +212,120 @@ def test_to_dict_shape() -> None:
 
 def test_label() -> None:
     assert day_window(DAY).label == "2026-03-07"
-    assert range_window("2026-03-01", "2026-03-07", today=TODAY).label == "2026-03-01..2026-03-07"
-    assert range_window("2026-03-07", "2026-03-07", today=TODAY).label == "2026-03-07..2026-03-07"
+    assert range_window("2026-03-01", "2026-03-07", now=NOW).label == "2026-03-01..2026-03-07"
+    assert range_window("2026-03-07", "2026-03-07", now=NOW).label == "2026-03-07..2026-03-07"
+
+
+# -- which day: latest complete, latest due, manual runs -----------------------------------------
+
+
+def test_latest_complete_day_is_yesterday_utc() -> None:
+    assert latest_complete_day(utc(2026, 3, 11)) == dt.date(2026, 3, 10)
+    assert latest_complete_day(utc(2026, 3, 11, 23, 59)) == dt.date(2026, 3, 10)
+    assert latest_complete_day(dt.datetime(2026, 3, 11, 1, tzinfo=dt.timezone(dt.timedelta(hours=2)))) == dt.date(
+        2026, 3, 9
+    )
+
+
+@pytest.mark.parametrize(
+    ("moment", "expected"),
+    [
+        (utc(2026, 3, 8, 5), dt.date(2026, 3, 7)),
+        (utc(2026, 3, 8, 4), dt.date(2026, 3, 7)),  # exactly at the 04:00 run time
+        (utc(2026, 3, 8, 3, 59, 59), dt.date(2026, 3, 6)),  # March 7 is over but not yet due
+        (utc(2026, 3, 8), dt.date(2026, 3, 6)),
+    ],
+)
+def test_latest_due_day(moment: dt.datetime, expected: dt.date) -> None:
+    assert latest_due_day(moment) == expected
+
+
+def test_latest_due_day_follows_run_at() -> None:
+    assert latest_due_day(utc(2026, 3, 8, 6, 29), dt.time(6, 30)) == dt.date(2026, 3, 6)
+    assert latest_due_day(utc(2026, 3, 8, 6, 30), dt.time(6, 30)) == dt.date(2026, 3, 7)
+
+
+def test_manual_day() -> None:
+    trigger = utc(2026, 3, 8, 5)
+    # no logical date: the latest due day at trigger time
+    assert manual_day(None, trigger) == dt.date(2026, 3, 7)
+    assert manual_day(None, utc(2026, 3, 8, 3)) == dt.date(2026, 3, 6)
+    # a logical date at 00:00 UTC: that day, whatever the trigger time
+    assert manual_day(utc(2026, 3, 2), trigger) == dt.date(2026, 3, 2)
+    # any other logical date: the latest due day at that moment
+    assert manual_day(utc(2026, 3, 5, 10), trigger) == dt.date(2026, 3, 4)
+    assert manual_day(utc(2026, 3, 5, 3), trigger) == dt.date(2026, 3, 3)
+
+
+# -- resolve: every way a run starts -------------------------------------------------------------
+
+
+def run(run_type: str = "manual", **kwargs):
+    args = {
+        "run_type": run_type,
+        "params": {"date_from": None, "date_to": None},
+        "logical_date": None,
+        "run_after": utc(2026, 3, 11, 9),
+        "data_interval": None,
+        "now": NOW,
+    }
+    args.update(kwargs)
+    return resolve(**args)
+
+
+def test_resolve_scheduled_and_backfill_runs_export_their_data_interval() -> None:
+    for run_type in ("scheduled", "backfill"):
+        w = run(run_type, logical_date=utc(2026, 3, 7), data_interval=(utc(2026, 3, 7), utc(2026, 3, 8)))
+        assert w == day_window(DAY)
+
+
+def test_resolve_plain_trigger_without_logical_date_or_interval() -> None:
+    # `airflow dags trigger DAG` in Airflow 3.3: no logical date, no data interval.
+    assert run() == day_window(dt.date(2026, 3, 10))
+    assert run(run_after=utc(2026, 3, 11, 3)) == day_window(dt.date(2026, 3, 9))
+    # Cleared and re-run two days later: still the day of its trigger time.
+    assert run(now=utc(2026, 3, 13, 12)) == day_window(dt.date(2026, 3, 10))
+
+
+def test_resolve_manual_run_with_logical_date_ignores_its_data_interval() -> None:
+    # `airflow dags trigger --logical-date 2026-03-07` infers the data interval from the trigger time
+    # (airflow-core 3.3 api/common/trigger_dag.py), the REST API from the logical date: the day comes
+    # from the logical date in both cases.
+    other_day = (utc(2026, 3, 10), utc(2026, 3, 11))
+    assert run(logical_date=utc(2026, 3, 7), data_interval=other_day) == day_window(DAY)
+    assert run(logical_date=utc(2026, 3, 7, 10), data_interval=other_day) == day_window(dt.date(2026, 3, 6))
+
+
+def test_resolve_manual_logical_date_of_a_day_not_over_is_refused() -> None:
+    with pytest.raises(WindowError) as info:
+        run(logical_date=utc(2026, 3, 11), data_interval=(utc(2026, 3, 11), utc(2026, 3, 12)))
+    assert str(info.value) == (
+        "day 2026-03-11 is not over yet (now 2026-03-11 09:30 UTC): only complete UTC days are exported; "
+        "the latest complete day is 2026-03-10"
+    )
+
+
+def test_resolve_manual_range() -> None:
+    w = run(params={"date_from": "2026-03-01", "date_to": "2026-03-07"}, logical_date=utc(2026, 3, 11, 9))
+    assert (w.kind, w.label) == ("range", "2026-03-01..2026-03-07")
+    msg = one_line_error(run, params={"date_from": "2026-03-01", "date_to": "2026-03-11"})
+    assert "the latest complete day is 2026-03-10" in msg
+
+
+@pytest.mark.parametrize("run_type", ["backfill", "scheduled"])
+@pytest.mark.parametrize("params", [{"date_from": "2026-03-01", "date_to": "2026-03-07"}, {"date_to": "2026-03-07"}])
+def test_resolve_refuses_dates_outside_manual_runs(run_type: str, params: dict) -> None:
+    msg = one_line_error(
+        run, run_type, params=params, logical_date=utc(2026, 3, 7), data_interval=(utc(2026, 3, 7), utc(2026, 3, 8))
+    )
+    assert "'date_from'/'date_to'" in msg and "single manual runs only" in msg and f"{run_type} run" in msg
+
+
+def test_resolve_non_manual_run_without_data_interval() -> None:
+    msg = one_line_error(run, "asset_triggered")
+    assert msg == "this asset_triggered run has no data interval, so it names no day to export"
+
+
+def test_a_day_not_over_is_named_before_the_length_of_the_range() -> None:
+    msg = one_line_error(range_window, "2026-03-06", "2999-01-01", now=NOW)
+    assert msg.startswith("param 'date_to': 2999-01-01 is not over yet")

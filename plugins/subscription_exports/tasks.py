@@ -73,13 +73,29 @@ def table_asset(dag_id: str, table: str) -> Asset:
 RESOLVE_WINDOW_DOC = """
 #### resolve_window: which rows this run exports
 
-Scheduled and backfilled runs export their data interval, one UTC day `[D 00:00, D+1 00:00)`;
-a run triggered with `date_from`/`date_to` exports that range (both inclusive, UTC).
+Which days a run exports (UTC, whole days), and its run id:
 
-**Triage**: this task fails at once, without retries, for a bad manual range: inverted
-(`date_from` after `date_to`), a future day, over 366 days, or a malformed date. The log names
-the problem. Trigger a new run with a corrected range; nothing was written to any bucket.
+* **schedule** (04:00 UTC): the previous day D; run id `scheduled__<D>T00:00:00+00:00`.
+* **backfill** (`airflow backfill create --from-date A --to-date B`, or the UI's Backfill): each
+  day D of A..B, one run per day; run id `backfill__<D>T00:00:00+00:00`.
+* **trigger with `date_from`/`date_to`** (UI form, CLI `--conf`, REST `conf`): that range, both
+  days inclusive; run id `manual__<trigger time>` (or your own `--run-id` / `dag_run_id`).
+* **trigger without dates and without a logical date** (UI, `airflow dags trigger DAG`, REST):
+  the latest day whose 04:00 UTC export time had passed when the run was triggered (at 05:00 on
+  March 8: March 7; at 03:00: March 6), i.e. the day the latest scheduled run exported.
+* **trigger with a logical date** (UI, `--logical-date`, REST `logical_date`): at 00:00 UTC, that
+  day; any other moment, the latest day whose 04:00 UTC export time had passed at that moment.
+
+A manual run's window is also written to its **note** (run list and run page) when it starts.
+The log line `... run exports ... window ...` states the window.
+
+**Triage**: this task fails at once, without retries, writing nothing, when the request is wrong:
+a range inverted (`date_from` after `date_to`), over 366 days, with a malformed date, or ending
+on a day that is not over yet (only complete UTC days: the message names the latest complete
+day); `date_from`/`date_to` given to a backfill (they apply to single manual runs only). Trigger
+a new run with a corrected request. Any other error here is a bug: it also fails at once.
 """
+
 
 LOAD_DESTINATIONS_DOC = """
 #### load_destinations: which destinations this run exports
@@ -145,7 +161,14 @@ other destinations are not exported again. The same keys are rewritten with the 
 
 
 def range_params() -> dict[str, Param]:
-    """Params of a manual range export: shown as date pickers on the trigger form."""
+    """Params of a manual range export: shown as date pickers on the trigger form.
+
+    Airflow 3.3 also shows them on the Backfill form, but a backfill exports each day of its own
+    date range: a backfill run that receives them fails at once (``windows.resolve``)."""
+    only_manual = (
+        " Single manual runs (Trigger) only: a backfill exports each day of its own range and fails "
+        "if given these dates."
+    )
     return {
         "date_from": Param(
             None,
@@ -153,35 +176,52 @@ def range_params() -> dict[str, Param]:
             format="date",
             title="Export from (UTC date)",
             description="Manual range export: first day, from 00:00:00 UTC. Leave both dates empty to export "
-            "the run's own day (the previous UTC day).",
+            "one day: the logical date's day if set to 00:00 UTC, else the latest day whose 04:00 UTC "
+            "export time has passed." + only_manual,
         ),
         "date_to": Param(
             None,
             type=["null", "string"],
             format="date",
             title="Export to (UTC date, inclusive)",
-            description="Manual range export: last day, up to 23:59:59.999999 UTC. "
-            "At most 366 days, not in the future.",
+            description="Manual range export: last day, up to 23:59:59.999999 UTC. At most 366 days; must be "
+            "over (UTC) when the run starts, i.e. yesterday (UTC) or earlier." + only_manual,
         ),
     }
 
 
-@task(task_id="resolve_window", doc_md=RESOLVE_WINDOW_DOC)
+@task(task_id="resolve_window", doc_md=RESOLVE_WINDOW_DOC, retries=0)
 def resolve_window() -> dict[str, str]:
-    """The rows this run exports: its data interval (one UTC day), or the manual date range."""
-    from subscription_exports.windows import WindowError, range_window, window_from_interval
+    """The rows this run exports (see RESOLVE_WINDOW_DOC). No retries: it only computes, so any error
+    (a bad request or a bug) fails the run at once instead of retrying for minutes."""
+    import datetime as dt
+
+    from subscription_exports.windows import DEFAULT_RUN_AT, WindowError, resolve
 
     context = get_current_context()
-    params = context["params"]
+    dag_run = context["dag_run"]
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    run_type = str(getattr(dag_run.run_type, "value", dag_run.run_type))
     try:
-        if params.get("date_from") or params.get("date_to"):
-            run_after = context["dag_run"].run_after
-            window = range_window(params.get("date_from"), params.get("date_to"), today=run_after.date())
-        else:
-            window = window_from_interval(context["data_interval_start"], context["data_interval_end"])
+        window = resolve(
+            run_type=run_type,
+            params=context["params"],
+            logical_date=dag_run.logical_date,
+            run_after=dag_run.run_after,
+            data_interval=(start, end) if start is not None and end is not None else None,
+            now=dt.datetime.now(dt.UTC),
+            run_at=getattr(context["dag"].timetable, "run_at", DEFAULT_RUN_AT),
+        )
     except WindowError as exc:
-        raise AirflowFailException(str(exc)) from None
-    log.info("exporting %s window %s .. %s (UTC)", window.kind, window.start.isoformat(), window.end.isoformat())
+        _fail(str(exc))
+    log.info(
+        "%s run exports %s window %s (%s .. %s UTC)",
+        run_type,
+        window.kind,
+        window.label,
+        window.start.isoformat(),
+        window.end.isoformat(),
+    )
     return window.to_dict()
 
 
@@ -224,7 +264,16 @@ def _configurations(integration: Any) -> tuple[Any, list[Any]]:
     return own, others
 
 
-@task(task_id="load_destinations", doc_md=LOAD_DESTINATIONS_DOC)
+# One quick retry only: reading the Variables through the api-server can fail transiently, but any
+# other error here is a configuration error (failed at once) or a bug: neither is worth the DAG's
+# minutes of exponential backoff.
+@task(
+    task_id="load_destinations",
+    doc_md=LOAD_DESTINATIONS_DOC,
+    retries=1,
+    retry_delay=dt.timedelta(seconds=15),
+    retry_exponential_backoff=0,
+)
 def load_destinations(integration_id: str) -> list[str]:
     """The names of this run's destinations; fails only for what belongs to no single destination."""
     from subscription_exports import config, keys

@@ -1,13 +1,23 @@
-"""Export windows: which rows a run exports, derived from the run, never from ``now()``."""
+"""Export windows: which rows a run exports.
+
+The window comes from the run (its params, data interval, logical date or trigger time), never from
+the clock; the clock only decides whether the requested days are over yet (only complete UTC days
+are exported: a file of a day that is not over would be incomplete while its manifest says complete).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 MAX_RANGE_DAYS = 366
 UTC = dt.UTC
+DEFAULT_RUN_AT = dt.time(4, 0)
+MANUAL = "manual"
+BACKFILL = "backfill"
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -97,10 +107,34 @@ def _parse_day(value: object, field: str) -> dt.date:
         raise WindowError(f"param '{field}': {value!r} is not a date in YYYY-MM-DD form") from None
 
 
-def range_window(date_from: object, date_to: object, *, today: dt.date) -> Window:
+def latest_complete_day(now: dt.datetime) -> dt.date:
+    """The last UTC day that is over at ``now`` (yesterday, UTC)."""
+    return now.astimezone(UTC).date() - dt.timedelta(days=1)
+
+
+def latest_due_day(moment: dt.datetime, run_at: dt.time = DEFAULT_RUN_AT) -> dt.date:
+    """The last day D whose scheduled run time (D+1 at ``run_at`` UTC) is at or before ``moment``:
+    the day the most recent scheduled run exported (at 2026-03-08 05:00 UTC: 2026-03-07; at
+    03:00: 2026-03-06)."""
+    delay = dt.timedelta(hours=run_at.hour, minutes=run_at.minute)
+    return (moment.astimezone(UTC) - delay).date() - dt.timedelta(days=1)
+
+
+def require_complete(window: Window, now: dt.datetime) -> Window:
+    """``window`` if its last day is over at ``now``; else a one-line refusal naming the latest complete day."""
+    if window.end > now.astimezone(UTC):
+        what = f"param 'date_to': {window.date_to}" if window.kind == "range" else f"day {window.date_to}"
+        raise WindowError(
+            f"{what} is not over yet (now {now.astimezone(UTC):%Y-%m-%d %H:%M} UTC): only complete UTC days are "
+            f"exported; the latest complete day is {latest_complete_day(now)}"
+        )
+    return window
+
+
+def range_window(date_from: object, date_to: object, *, now: dt.datetime) -> Window:
     """A manual export of ``date_from 00:00:00`` .. ``date_to 23:59:59.999999`` UTC, validated.
 
-    ``today`` is the UTC date the run was triggered (from the run, not the clock).
+    ``now`` is the moment the run resolves its window: ``date_to`` must be a day that is over then.
     """
     if date_from in (None, "") or date_to in (None, ""):
         missing = "date_from" if date_from in (None, "") else "date_to"
@@ -108,9 +142,62 @@ def range_window(date_from: object, date_to: object, *, today: dt.date) -> Windo
     first, last = _parse_day(date_from, "date_from"), _parse_day(date_to, "date_to")
     if first > last:
         raise WindowError(f"date range is inverted: date_from {first} is after date_to {last}")
-    if last > today:
-        raise WindowError(f"param 'date_to': {last} is in the future (today is {today} UTC)")
-    days = (last - first).days + 1
-    if days > MAX_RANGE_DAYS:
-        raise WindowError(f"date range {first}..{last} spans {days} days; the maximum is {MAX_RANGE_DAYS}")
-    return Window(_midnight(first), _midnight(last + dt.timedelta(days=1)), "range")
+    window = require_complete(Window(_midnight(first), _midnight(last + dt.timedelta(days=1)), "range"), now)
+    if window.days > MAX_RANGE_DAYS:
+        raise WindowError(f"date range {first}..{last} spans {window.days} days; the maximum is {MAX_RANGE_DAYS}")
+    return window
+
+
+def manual_day(logical_date: dt.datetime | None, run_after: dt.datetime, run_at: dt.time = DEFAULT_RUN_AT) -> dt.date:
+    """The day a manual run without ``date_from``/``date_to`` exports.
+
+    * a logical date at 00:00 UTC means that day (``airflow dags test DAG 2026-03-07``, a UI or REST
+      trigger with logical date 2026-03-07T00:00Z);
+    * any other logical date means the latest due day at that moment (see ``latest_due_day``);
+    * no logical date (a plain trigger) means the latest due day at the run's trigger time
+      (``run_after``), so clearing the run later re-exports the same day.
+    """
+    if logical_date is not None:
+        moment = logical_date.astimezone(UTC)
+        if moment.time() == dt.time.min:
+            return moment.date()
+        return latest_due_day(moment, run_at)
+    return latest_due_day(run_after, run_at)
+
+
+def has_dates(params: Mapping[str, Any]) -> bool:
+    return any(params.get(k) not in (None, "") for k in ("date_from", "date_to"))
+
+
+def resolve(
+    *,
+    run_type: str,
+    params: Mapping[str, Any],
+    logical_date: dt.datetime | None,
+    run_after: dt.datetime,
+    data_interval: tuple[dt.datetime, dt.datetime] | None,
+    now: dt.datetime,
+    run_at: dt.time = DEFAULT_RUN_AT,
+) -> Window:
+    """The window of any run, or a one-line ``WindowError``; what ``resolve_window`` does.
+
+    * ``date_from``/``date_to`` set: a range (manual runs only: a backfill or scheduled run that
+      receives them fails, since Airflow would otherwise silently export the run's own day);
+    * other manual runs: one day, see ``manual_day``;
+    * scheduled and backfill runs: their data interval (one UTC day).
+
+    Whatever the source, the last day must be over at ``now``.
+    """
+    if has_dates(params):
+        if run_type != MANUAL:
+            raise WindowError(
+                f"params 'date_from'/'date_to' ({params.get('date_from')} .. {params.get('date_to')}) apply to "
+                f"single manual runs only, but this is a {run_type} run: a backfill exports each day of its "
+                "own --from-date/--to-date range; trigger a manual run for a range export"
+            )
+        return range_window(params.get("date_from"), params.get("date_to"), now=now)
+    if run_type == MANUAL:
+        return require_complete(day_window(manual_day(logical_date, run_after, run_at)), now)
+    if data_interval is None or None in data_interval:
+        raise WindowError(f"this {run_type} run has no data interval, so it names no day to export")
+    return require_complete(window_from_interval(*data_interval), now)
