@@ -338,7 +338,7 @@ def _conn_problem(exc: Exception, conn_id: str) -> str:
 def export_tables(destination: str, window: dict[str, str], integration_id: str) -> dict[str, Any]:
     """Validate, check and export one destination (read as it is now); one summary line and one
     Asset event per table. Returns only {destination, window, rows per table} (dry_run: true on dry runs)."""
-    from subscription_exports import config, exporter, keys, source
+    from subscription_exports import config, exporter, keys, lineage, source
     from subscription_exports.windows import Window
 
     context = get_current_context()
@@ -368,13 +368,18 @@ def export_tables(destination: str, window: dict[str, str], integration_id: str)
         # A configuration error (undefined connection, unsupported type): retrying cannot help.
         _fail(f"{where}: {_conn_problem(exc, own.source_conn_id)}")
     rows: dict[str, int] = {}
+    # Lineage for a hook lineage reader (the OpenLineage provider), reported per exported table;
+    # None (nothing queried, nothing reported) on dry runs and when no reader is installed.
+    reporter = None if dry_run else lineage.for_export(dest.name, dialect, connection)
     try:
         for table in dest.tables:
             try:
                 if dry_run:
                     rows[table] = _dry_run_table(integration, table, dest, win, dialect, connection)
                 else:
-                    rows[table] = _export_table(context, integration, table, dest, win, dialect, connection, client)
+                    rows[table] = _export_table(
+                        context, integration, table, dest, win, dialect, connection, client, reporter
+                    )
             except Exception as exc:
                 # One line of our own naming destination and table; Airflow's traceback follows.
                 cause = str(exc) if isinstance(exc, exporter.ExportError) else f"{type(exc).__name__}: {exc}"
@@ -400,7 +405,15 @@ def _dry_run_table(integration: Any, table: str, dest: Any, win: Any, dialect: s
 
 
 def _export_table(
-    context: Any, integration: Any, table: str, dest: Any, win: Any, dialect: str, connection: Any, client: Any
+    context: Any,
+    integration: Any,
+    table: str,
+    dest: Any,
+    win: Any,
+    dialect: str,
+    connection: Any,
+    client: Any,
+    reporter: Any = None,
 ) -> int:
     from subscription_exports import exporter
 
@@ -422,6 +435,8 @@ def _export_table(
     asset = table_asset(integration.dag_id, table)
     context["task"].outlets = [*context["task"].outlets, asset]
     context["outlet_events"][asset].extra = _event_extra(result, win, dest, context["run_id"])
+    if reporter:  # after the export succeeded: the tables its SQL read, the data object it wrote
+        reporter.exported(source_tables=integration.table(table).source_tables, bucket=result.bucket, key=result.key)
     return result.rows
 
 
