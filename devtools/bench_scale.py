@@ -118,6 +118,21 @@ def metadata_rows(af: Any, run_id: str) -> dict[str, int]:
     return rows
 
 
+def api_requests(log: Path, offset: int) -> dict[str, int]:
+    """Requests the api-server finished after `offset` in its log, by method and path (ids and names folded)."""
+    with log.open("rb") as f:
+        f.seek(offset)
+        text = f.read().decode(errors="replace")
+    counts: dict[str, int] = {}
+    for method, path in re.findall(r"request finished.*?method=(\w+) path=(\S+)", text):
+        path = re.sub(r"/[0-9a-f-]{36}", "/{id}", path)
+        path = re.sub(r"^/execution/xcoms/[^/]+/[^/]+/[^/]+/", "/execution/xcoms/{dag}/{run}/{task}/", path)
+        path = re.sub(r"^/execution/(variables|connections)/.*", r"/execution/\1/{name}", path)
+        counts[f"{method} {path}"] = counts.get(f"{method} {path}", 0) + 1
+    counts["(total)"] = sum(counts.values())
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--destinations", type=int, default=1100)
@@ -166,6 +181,7 @@ def main() -> int:
     ):
         af.cli("dags", "unpause", "s3_export")
         run_id = "bench-scale"
+        api_log_start = af.log_path("api-server").stat().st_size
         before = cpu_snapshot(af)
         wall0 = time.monotonic()
         conf = {"date_from": DAY.isoformat(), "date_to": DAY.isoformat()}
@@ -238,6 +254,7 @@ def main() -> int:
         }
         report["destinations_per_hour_per_worker_core"] = round(3600 / (worker / n)) if worker else None
         report["metadata_rows"] = metadata_rows(af, run_id)
+        report["execution_api_requests"] = api_requests(af.log_path("api-server"), api_log_start)
         keys = 0
         paginator = store.admin_client().get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=BUCKET):

@@ -373,7 +373,14 @@ def _conn_problem(exc: Exception, conn_id: str) -> str:
     return " ".join(str(exc).split())[:300] or type(exc).__name__
 
 
-@task(task_id="export_tables", map_index_template="{{ destination_name }}", doc_md=EXPORT_TABLES_DOC)
+# multiple_outputs=False: the dict return type would otherwise push each key as an XCom of its own
+# (three more Execution API calls and metadata rows per destination that nothing reads).
+@task(
+    task_id="export_tables",
+    multiple_outputs=False,
+    map_index_template="{{ destination_name }}",
+    doc_md=EXPORT_TABLES_DOC,
+)
 def export_tables(destination: str, window: dict[str, str], integration_id: str) -> dict[str, Any]:
     """Validate, check and export one destination (read as it is now); one summary line and one
     Asset event per table. Returns only {destination, window, rows per table} (dry_run: true on dry runs)."""
