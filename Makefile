@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test test-fast bench bench-5m lint format lock clean
+.PHONY: venv demo test test-fast bench bench-5m bench-scale lint format lock clean
 
 venv: $(STAMP)
 
@@ -29,6 +29,11 @@ bench: venv
 # 24 GB, so the 5M run measures the rest (the memory bar matters most there).
 bench-5m: venv
 	$(PY) -m devtools.bench --rows 5000000 --skip-sqltos3 --others-rows 0 --repeat 1 $(BENCH_ARGS)
+
+# One run over 1,100 destinations (more than Airflow's default max_map_length) on a running Airflow:
+# per-destination scheduler/worker cost and metadata rows (docs/scale-out.md). Minutes of every core.
+bench-scale: venv
+	$(PY) -m devtools.bench_scale $(BENCH_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

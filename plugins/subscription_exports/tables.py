@@ -52,6 +52,8 @@ class TableSpec:
     window_column: str
     # Table-specific settings that add trailing columns.
     supports_attributes: bool = False
+    # The source tables the table's SQL (include/sql/<dialect>/<name>.sql) reads, for lineage.
+    source_tables: tuple[str, ...] = ()
     ratios: tuple[tuple[str, Ratio], ...] = ()
     schema_version: int = 1
 
@@ -94,6 +96,7 @@ _ATTRIBUTION = (
 
 EVENTS = TableSpec(
     name="events",
+    source_tables=("events", "profiles"),
     window_column="created_at",
     supports_attributes=True,
     columns=(
@@ -139,6 +142,7 @@ EVENTS = TableSpec(
 
 PAYWALL_VISITS = TableSpec(
     name="paywall_visits",
+    source_tables=("paywall_visits", "profiles"),
     window_column="created_at",
     supports_attributes=True,
     columns=(
@@ -158,6 +162,7 @@ PAYWALL_VISITS = TableSpec(
 
 UA_EVENTS = TableSpec(
     name="ua_events",
+    source_tables=("ua_events", "ua_campaigns", "profiles"),
     window_column="created_at",
     supports_attributes=True,
     columns=(
@@ -197,6 +202,7 @@ UA_EVENTS = TableSpec(
 
 CAMPAIGN_PERFORMANCE = TableSpec(
     name="campaign_performance",
+    source_tables=("ua_ad_metrics_daily", "ua_campaigns"),
     window_column="date",
     columns=(
         _c("campaign_id", T, "Unique identifier for the user acquisition campaign."),

@@ -20,8 +20,11 @@ created by an event at run time (``idx_asset_name_uri_unique``).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import logging
 import os
+import time
 from typing import Any, NoReturn
 
 from airflow.sdk import Asset, Param, get_current_context, task, task_group
@@ -107,8 +110,10 @@ map index each. The destinations' settings are read again by each `export_tables
 Fails the run (nothing is written) only for what belongs to no single destination: a file or
 Variable that is not valid YAML/JSON, a missing or unknown top-level field, a destination without a
 name, a name used twice, or two destinations (of this DAG, or one of each DAG) that can write the
-same object key. A mistake inside one destination's entry (e.g. `event_types: [trial_strated]`) is
-logged here as a warning and fails only that destination's `export_tables`.
+same object key, or more destinations than Airflow maps one task over (`[core] max_map_length`,
+1024 by default; the cause names the setting and both numbers). A mistake inside one destination's
+entry (e.g. `event_types: [trial_strated]`) is logged here as a warning and fails only that
+destination's `export_tables`.
 
 **Triage**: the cause is one line naming the file or Variable (and the destinations, for a key
 collision, with the key pattern). Fix the Variable (Admin → Variables) or the file, then clear this
@@ -276,6 +281,8 @@ def _configurations(integration: Any) -> tuple[Any, list[Any]]:
 )
 def load_destinations(integration_id: str) -> list[str]:
     """The names of this run's destinations; fails only for what belongs to no single destination."""
+    from airflow.sdk.configuration import conf
+
     from subscription_exports import config, keys
 
     integration = INTEGRATIONS[integration_id]
@@ -283,6 +290,10 @@ def load_destinations(integration_id: str) -> list[str]:
         own, others = _configurations(integration)
     except config.ConfigError as exc:
         _fail(str(exc))
+    limit = conf.getint("core", "max_map_length", fallback=1024)
+    too_many = map_length_problem(len(own.names), limit, own.origin)
+    if too_many:
+        _fail(too_many)
     _, invalid = own.valid_destinations()
     clashes = keys.configuration_collisions([own, *others])
     clashes = [c for c in clashes if integration_id in (c.a.owner.dag_id, c.b.owner.dag_id)]
@@ -294,10 +305,38 @@ def load_destinations(integration_id: str) -> list[str]:
     for problem in invalid.values():
         log.warning("%s; only this destination's export_tables fails, the others export", problem)
     names = own.names
+    # The configurations as checked: a map index that reads the same ones skips the key collision
+    # analysis (tenths of a second to seconds with thousands of destinations, once per map index).
+    get_current_context()["ti"].xcom_push(key=CHECKED_KEY, value=configuration_digest([own, *others]))
     log.info("%d destination(s) from %s: %s", len(names), own.origin, config._short_list(names))
     if get_current_context()["params"].get("dry_run"):
         log.info("dry run: the destinations are checked and nothing is written")
     return names
+
+
+CHECKED_KEY = "checked_configurations"
+
+
+def configuration_digest(configurations: list[Any]) -> str:
+    """A digest of destination documents as read (entries unvalidated): equal digests, equal documents."""
+    payload = [[c.integration.dag_id, c.origin, c.source_conn_id, c.entries] for c in configurations]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def map_length_problem(count: int, limit: int, origin: str) -> str | None:
+    """The one-line cause when ``count`` destinations exceed Airflow's ``[core] max_map_length``.
+
+    Airflow refuses to map a task over more items than that (the api-server rejects the pushed
+    list), which would fail the whole run with a generic message after this task; checked here
+    first, with a cause that says what to change.
+    """
+    if count <= limit:
+        return None
+    return (
+        f"{origin}: {count} destinations, but Airflow maps export_tables over at most [core] max_map_length = "
+        f"{limit} items; set AIRFLOW__CORE__MAX_MAP_LENGTH to at least {count} on every Airflow component "
+        "(the api-server enforces it), then clear this task"
+    )
 
 
 def _label(context: Any, dest_name: str) -> None:
@@ -334,13 +373,22 @@ def _conn_problem(exc: Exception, conn_id: str) -> str:
     return " ".join(str(exc).split())[:300] or type(exc).__name__
 
 
-@task(task_id="export_tables", map_index_template="{{ destination_name }}", doc_md=EXPORT_TABLES_DOC)
+# multiple_outputs=False: the dict return type would otherwise push each key as an XCom of its own
+# (three more Execution API calls and metadata rows per destination that nothing reads).
+@task(
+    task_id="export_tables",
+    multiple_outputs=False,
+    map_index_template="{{ destination_name }}",
+    doc_md=EXPORT_TABLES_DOC,
+)
 def export_tables(destination: str, window: dict[str, str], integration_id: str) -> dict[str, Any]:
     """Validate, check and export one destination (read as it is now); one summary line and one
     Asset event per table. Returns only {destination, window, rows per table} (dry_run: true on dry runs)."""
-    from subscription_exports import config, exporter, keys, source
+    started = time.monotonic()
+    from subscription_exports import config, exporter, keys, lineage, source
     from subscription_exports.windows import Window
 
+    marks = {"imports": time.monotonic()}
     context = get_current_context()
     _label(context, destination)
     dry_run = bool(context["params"].get("dry_run"))
@@ -353,11 +401,16 @@ def export_tables(destination: str, window: dict[str, str], integration_id: str)
         dest = own.destination(destination)
     except config.ConfigError as exc:
         _fail(str(exc))
-    clashes = keys.configuration_collisions([own, *others], involving=(integration_id, dest.name), limit=1)
-    if clashes:
-        _fail(clashes[0].message())
+    checked = context["ti"].xcom_pull(task_ids="load_destinations", key=CHECKED_KEY, map_indexes=-1)
+    if checked != configuration_digest([own, *others]):
+        # Changed since load_destinations checked every key (fixed and cleared, or edited mid-run).
+        clashes = keys.configuration_collisions([own, *others], involving=(integration_id, dest.name), limit=1)
+        if clashes:
+            _fail(clashes[0].message())
     win = Window.from_dict(window)
+    marks["config"] = time.monotonic()
     client = _checked_client(dest)
+    marks["check"] = time.monotonic()
     try:
         dialect, connection = source.connect(own.source_conn_id)
     except Exception as exc:
@@ -368,13 +421,18 @@ def export_tables(destination: str, window: dict[str, str], integration_id: str)
         # A configuration error (undefined connection, unsupported type): retrying cannot help.
         _fail(f"{where}: {_conn_problem(exc, own.source_conn_id)}")
     rows: dict[str, int] = {}
+    # Lineage for a hook lineage reader (the OpenLineage provider), reported per exported table;
+    # None (nothing queried, nothing reported) on dry runs and when no reader is installed.
+    reporter = None if dry_run else lineage.for_export(dest.name, dialect, connection)
     try:
         for table in dest.tables:
             try:
                 if dry_run:
                     rows[table] = _dry_run_table(integration, table, dest, win, dialect, connection)
                 else:
-                    rows[table] = _export_table(context, integration, table, dest, win, dialect, connection, client)
+                    rows[table] = _export_table(
+                        context, integration, table, dest, win, dialect, connection, client, reporter
+                    )
             except Exception as exc:
                 # One line of our own naming destination and table; Airflow's traceback follows.
                 cause = str(exc) if isinstance(exc, exporter.ExportError) else f"{type(exc).__name__}: {exc}"
@@ -382,7 +440,18 @@ def export_tables(destination: str, window: dict[str, str], integration_id: str)
                 raise
     finally:
         connection.close()
+    marks["export"] = time.monotonic()
+    _log_timings(dest.name, started, marks)
     return {"destination": dest.name, "window": win.label, "rows": rows} | ({"dry_run": True} if dry_run else {})
+
+
+def _log_timings(name: str, started: float, marks: dict[str, float]) -> None:
+    """One line with the seconds of each phase of this map index's body (sizing; `make bench-scale` reads it)."""
+    parts, last = [], started
+    for phase, at in marks.items():
+        parts.append(f"{phase}={at - last:.3f}")
+        last = at
+    log.info("timings destination=%s %s body=%.3f", name, " ".join(parts), last - started)
 
 
 def _dry_run_table(integration: Any, table: str, dest: Any, win: Any, dialect: str, connection: Any) -> int:
@@ -400,7 +469,15 @@ def _dry_run_table(integration: Any, table: str, dest: Any, win: Any, dialect: s
 
 
 def _export_table(
-    context: Any, integration: Any, table: str, dest: Any, win: Any, dialect: str, connection: Any, client: Any
+    context: Any,
+    integration: Any,
+    table: str,
+    dest: Any,
+    win: Any,
+    dialect: str,
+    connection: Any,
+    client: Any,
+    reporter: Any = None,
 ) -> int:
     from subscription_exports import exporter
 
@@ -422,6 +499,8 @@ def _export_table(
     asset = table_asset(integration.dag_id, table)
     context["task"].outlets = [*context["task"].outlets, asset]
     context["outlet_events"][asset].extra = _event_extra(result, win, dest, context["run_id"])
+    if reporter:  # after the export succeeded: the tables its SQL read, the data object it wrote
+        reporter.exported(source_tables=integration.table(table).source_tables, bucket=result.bucket, key=result.key)
     return result.rows
 
 
