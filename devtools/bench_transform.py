@@ -33,7 +33,7 @@ rss_imported = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_
 spec = TABLES[{table!r}]
 options = transform.ShapeOptions(with_attributes={attributes!r} and spec.supports_attributes)
 size = rows = 0
-loop = time.monotonic()
+loop, loop_cpu = time.monotonic(), time.process_time()
 with open({csv!r}, "rb") as stream:
     chunks = parsing.open_chunks(stream, transform.source_columns(spec))
     if hasattr(transform, "grouped"):
@@ -41,10 +41,10 @@ with open({csv!r}, "rb") as stream:
     for batch in chunks:
         size += len(transform.encode_rows(transform.shape(batch, spec, options)))
         rows += batch.num_rows
-done = time.monotonic()
+done, done_cpu = time.monotonic(), time.process_time()
 hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
-print(json.dumps(dict(transform_import=imported - imported_arrow, loop=done - loop, rows=rows, bytes=size,
-                      peak_mb=hwm / 1024, rss_imported_mb=rss_imported)))
+print(json.dumps(dict(transform_import=imported - imported_arrow, loop=done - loop, loop_cpu=done_cpu - loop_cpu,
+                      rows=rows, bytes=size, peak_mb=hwm / 1024, rss_imported_mb=rss_imported)))
 """
 
 
@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({
         "path": args.path, "table": args.table, "rows": runs[0]["rows"], "bytes": runs[0]["bytes"],
         "loop_median_s": round(statistics.median(loops), 3), "loops_s": [round(v, 3) for v in loops],
+        "loop_cpu_median_s": round(statistics.median(r["loop_cpu"] for r in runs), 3),
+        "loop_cpu_min_s": round(min(r["loop_cpu"] for r in runs), 3),
         "transform_import_median_s": round(statistics.median(r["transform_import"] for r in runs), 3),
         "peak_rss_mb_max": round(max(r["peak_mb"] for r in runs)),
         "rss_after_imports_mb": round(max(r["rss_imported_mb"] for r in runs)),

@@ -46,7 +46,7 @@ CSV_SPECIALS = (b",", b'"', b"\r", b"\n")  # a value holding one of these is quo
 UTC_SUFFIXES = ("+00", "+00:00", "Z")  # UTC offsets as PostgreSQL and ISO 8601 write them
 # Parsed chunks are shaped in groups of about this many bytes: pandas' per-call overhead is paid per
 # group, not per 512 KiB chunk (the group's columns stay chunked, nothing is copied).
-SHAPE_BYTES = 4 << 20
+SHAPE_BYTES = 2 << 20
 SIX_PLACES = Decimal("0.000001")
 
 TEXT = pd.ArrowDtype(pa.string())
