@@ -1,12 +1,12 @@
 """Shape source chunks into the documented CSV: pandas on pyarrow-backed columns.
 
-Per chunk (the exporter's loop): ``parsing.open_chunks`` parses the source CSV with pyarrow, every column
-as text (so no value is ever rounded through a float); ``shape`` wraps the chunk in a
-``pandas.DataFrame`` whose columns are ``pd.ArrowDtype(pa.string())`` sharing the chunk's Arrow
-buffers (no copy), and renders each column with the function for its kind in the table
-declaration (``RENDERERS``: timestamp, decimal, integer/date, event type, JSON; ratios from two
-columns); a destination's own ``transform`` may then rewrite the frame; ``encode_rows`` writes the
-frame as RFC 4180 CSV.
+Per group of parsed chunks (the exporter's loop): ``parsing.open_chunks`` parses the source CSV
+with pyarrow, every column as text (so no value is ever rounded through a float); ``shape`` wraps
+the chunks in a ``pandas.DataFrame`` whose columns are ``pd.ArrowDtype(pa.string())`` sharing their
+Arrow buffers (no copy), and renders each column by its kind in the table declaration: one
+function per kind (``render_timestamp``, ``render_decimal``, ``render_event_type``,
+``render_json``, ``render_ratio``; integers, dates and text pass as stored); a destination's own
+``transform`` may then rewrite the frame; ``encode_rows`` writes it as RFC 4180 CSV.
 
 Where pandas has no vectorised form the code is not pandas, on purpose:
 
@@ -17,7 +17,7 @@ Where pandas has no vectorised form the code is not pandas, on purpose:
   exact-Decimal JSON writer (``_dump_json``) is plain Python.
 
 pandas' string methods on ``ArrowDtype`` columns run the same pyarrow kernels the encoder uses,
-so the shaping costs little over the kernels themselves; see docs for the measured cost.
+so the shaping costs little over the kernels themselves; docs/development.md has the measured cost.
 """
 
 from __future__ import annotations
