@@ -140,7 +140,7 @@ class AtomicUpload:
         self.extra_args = dict(extra_args or {})
         self.part_size = self._base_part_size = part_size
         self.max_in_flight = max_in_flight
-        self._chunks: list[bytes] = []
+        self._chunks: list[memoryview] = []
         self._buffered = 0
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
@@ -152,23 +152,22 @@ class AtomicUpload:
         self.etag: str | None = None  # of the stored object, after commit()
 
     def write(self, data: bytes) -> None:
-        # Chunks are kept as a list and joined once per part: no growing/shifting buffer copies.
-        self._chunks.append(data)
-        self._buffered += len(data)
+        # Chunks are kept as a list and joined once per part, exactly part_size bytes: no growing or
+        # shifting buffer, and no second copy to cut a part out of a bigger join.
         self.bytes_written += len(data)
-        if self._buffered >= self.part_size:
-            joined = b"".join(self._chunks)
+        view = memoryview(data)
+        while len(view) >= self.part_size - self._buffered:
+            room = self.part_size - self._buffered
+            part = b"".join([*self._chunks, view[:room]])
             self._chunks.clear()
             self._buffered = 0
-            offset = 0
-            while len(joined) - offset >= self.part_size:
-                self._submit_part(joined[offset : offset + self.part_size])
-                offset += self.part_size
-                # Part n is base x 2^((n-1) // PARTS_PER_SIZE) bytes, however many parts one write fills.
-                self.part_size = self._base_part_size << (self._part_number // PARTS_PER_SIZE)
-            if offset < len(joined):
-                self._chunks.append(joined[offset:])
-                self._buffered = len(joined) - offset
+            view = view[room:]
+            self._submit_part(part)
+            # Part n is base x 2^((n-1) // PARTS_PER_SIZE) bytes, however many parts one write fills.
+            self.part_size = self._base_part_size << (self._part_number // PARTS_PER_SIZE)
+        if len(view):
+            self._chunks.append(view)
+            self._buffered += len(view)
 
     def _take_buffer(self) -> bytes:
         data = b"".join(self._chunks)
