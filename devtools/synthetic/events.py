@@ -23,11 +23,11 @@ from devtools.synthetic.values import (
     _ZERO_MONEY,
     DAY_US,
     HOUR,
-    MAX_LAG,
     MINUTE,
     SEC,
     _rng,
     money,
+    random_arrival,
     ts,
 )
 from devtools.synthetic.vocabulary import (
@@ -43,7 +43,6 @@ from devtools.synthetic.vocabulary import (
     PLACEMENTS,
     STARTING_TYPES,
     STORES,
-    mixed_case,
 )
 
 # Events -------------------------------------------------------------------------------------
@@ -136,7 +135,6 @@ def _event_rows(ctx: _AppContext, k: int, n_rows: int) -> Iterator[list]:
     one_time = (f"{base}.coins.100", f"{base}.lifetime")
     money_table = _MONEY_TABLE
     pick_types = _EVENT_PICK
-    ntypes = len(pick_types)
     pick_cur = _CURRENCY_PICK
     ncur = len(pick_cur)
     pick_profile = ctx.pick_profile
@@ -214,15 +212,7 @@ def _event_rows(ctx: _AppContext, k: int, n_rows: int) -> Iterator[list]:
         if n < n_fix:
             yield _event_fixture(ctx, k, n, build, rnd)
             continue
-        created = day0 + int(rnd() * DAY_US)
-        if rnd() < 0.1:
-            created -= created % SEC
-        r = rnd()
-        lag = int(rnd() * 5 * SEC) if r < 0.7 else int(rnd() * 10 * MINUTE) if r < 0.95 else int(rnd() * MAX_LAG)
-        ev = created - lag
-        et = pick_types[int(rnd() * ntypes)]
-        if rnd() < 0.01:
-            et = mixed_case(et)
+        created, ev, et = random_arrival(rnd, day0, pick_types)
         r = rnd()
         if r < 0.03:
             pid = None

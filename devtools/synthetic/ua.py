@@ -31,6 +31,7 @@ from devtools.synthetic.values import (
     _rng,
     _uuid,
     money,
+    random_arrival,
     ts,
 )
 from devtools.synthetic.vocabulary import (
@@ -44,7 +45,6 @@ from devtools.synthetic.vocabulary import (
     IOS_UA,
     UA_CONVERSION_TYPES,
     UA_EVENT_TYPES,
-    mixed_case,
 )
 
 # UA -----------------------------------------------------------------------------------------
@@ -110,7 +110,6 @@ def _ua_event_rows(ctx: _AppContext, k: int, n_rows: int) -> Iterator[list]:
     nparams = len(params)
     active = [c for c in ctx.campaigns if c.created_us < day0 - MAX_LAG]
     pick_types = _UA_PICK
-    ntypes = len(pick_types)
     pick_cur = _CURRENCY_PICK
     ncur = len(pick_cur)
     pick_profile = ctx.pick_profile
@@ -203,15 +202,7 @@ def _ua_event_rows(ctx: _AppContext, k: int, n_rows: int) -> Iterator[list]:
         if n < n_fix:
             yield _ua_fixture(ctx, k, n, build, rnd, active)
             continue
-        created = day0 + int(rnd() * DAY_US)
-        if rnd() < 0.1:
-            created -= created % SEC
-        r = rnd()
-        lag = int(rnd() * 5 * SEC) if r < 0.7 else int(rnd() * 10 * MINUTE) if r < 0.95 else int(rnd() * MAX_LAG)
-        ev = created - lag
-        et = pick_types[int(rnd() * ntypes)]
-        if rnd() < 0.01:
-            et = mixed_case(et)
+        created, ev, et = random_arrival(rnd, day0, pick_types)
         camp = None if rnd() < 0.1 else active[int(rnd() * len(active))]
         r = rnd()
         if camp is not None and r < 0.03:  # before the campaign existed

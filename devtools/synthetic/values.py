@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +16,7 @@ from devtools.synthetic.vocabulary import (
     _TAX_RATE,
     _UA_WEIGHTS,
     _USD_RATE,
+    mixed_case,
 )
 
 SEC = 1_000_000
@@ -41,6 +43,20 @@ def ts(u: int) -> str:
     h, s = divmod(s, 3600)
     m, s = divmod(s, 60)
     return f"{p}{h:02d}:{m:02d}:{s:02d}.{f:06d}"
+
+
+def random_arrival(rnd: Callable[[], float], day0: int, types: Sequence[str]) -> tuple[int, int, str]:
+    """An ordinary row's created_at in the day (10% on a whole second), its event time (lag: 70% within
+    seconds, 25% within minutes, 5% up to MAX_LAG) and its event type (1% in mixed case)."""
+    created = day0 + int(rnd() * DAY_US)
+    if rnd() < 0.1:
+        created -= created % SEC
+    r = rnd()
+    lag = int(rnd() * 5 * SEC) if r < 0.7 else int(rnd() * 10 * MINUTE) if r < 0.95 else int(rnd() * MAX_LAG)
+    event_type = types[int(rnd() * len(types))]
+    if rnd() < 0.01:
+        event_type = mixed_case(event_type)
+    return created, created - lag, event_type
 
 
 def money(value: str | int) -> float:
