@@ -44,11 +44,8 @@ DAY = dt.date(2026, 3, 7)
 ROWS = 45_000  # about 20 MB of events CSV in the window: four multipart parts
 SQLITE_BATCH = 5000  # rows per fetchmany in source._dump_sqlite
 SPEC = S3_EXPORT.table("events")
-DEST = validate_destination(
-    {"name": "big", "conn_id": "unused", "bucket": "exports", "folder": "big-hostile", "app_id": IOS},
-    S3_EXPORT,
-    origin="test",
-)
+DESTINATION = {"name": "big", "conn_id": "unused", "bucket": "exports", "folder": "big-hostile", "app_id": IOS}
+DEST = validate_destination(DESTINATION, S3_EXPORT, origin="test")
 WINDOW = day_window(DAY)
 MARK = re.compile(rb"\x02([^\x02\x03]+)\x03")
 MARGIN = 3000  # a padded row starts at least this many bytes before its boundary
@@ -177,12 +174,7 @@ def big_day(request, pg_database_factory, tmp_path_factory) -> tuple[Source, lis
 
 
 def run_export(src: Source, client: Any, **dest_changes: Any) -> exporter.ExportResult:
-    dest = validate_destination(
-        {"name": "big", "conn_id": "unused", "bucket": "exports", "folder": "big-hostile", "app_id": IOS}
-        | dest_changes,
-        S3_EXPORT,
-        origin="test",
-    )
+    dest = validate_destination(DESTINATION | dest_changes, S3_EXPORT, origin="test")
     conn = src.connect()
     try:
         return exporter.export_table(

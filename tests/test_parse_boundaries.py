@@ -20,16 +20,17 @@ import json
 from collections.abc import Sequence
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from subscription_exports.parsing import (
+    CHUNK_BYTES,
     ByteCounts,
     ParseAudit,
     ParseIntegrityError,
     RowAlignedReader,
+    arrow_reader,
     open_chunks,
 )
 from subscription_exports.tables import Column, Kind, TableSpec
@@ -185,12 +186,7 @@ def test_the_bug_behind_this_fence_is_caught_when_the_parser_sees_it() -> None:
             return chunk
 
     stream = PassThrough()
-    reader = pacsv.open_csv(
-        stream,
-        read_options=pacsv.ReadOptions(block_size=256),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in COLUMNS}),
-    )
+    reader = arrow_reader(stream, COLUMNS, block_size=256)  # the exporter's reader, without the alignment
     audit = ParseAudit(stream, COLUMNS)
     batches = list(reader)
     for batch in batches:
@@ -237,11 +233,7 @@ def test_the_audit_refuses_values_that_do_not_account_for_the_stream(change, cau
     assert old in true
     seen = true.replace(old, new, 1)
     stream = Tampered(true, seen)
-    reader = pacsv.open_csv(
-        stream,
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in COLUMNS}),
-    )
+    reader = arrow_reader(stream, COLUMNS, block_size=CHUNK_BYTES)
     audit = ParseAudit(stream, COLUMNS)
     for batch in reader:
         audit.observe(batch)
@@ -255,13 +247,7 @@ def test_the_audit_passes_exact_streams(dialect: str) -> None:
     stream = hostile_stream(dialect)
     counted = Tampered(stream, stream)
     audit = ParseAudit(counted, COLUMNS)
-    for batch in pacsv.open_csv(
-        counted,
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
-            column_types={c: pa.string() for c in COLUMNS}, strings_can_be_null=True, null_values=[""]
-        ),
-    ):
+    for batch in arrow_reader(counted, COLUMNS, block_size=CHUNK_BYTES):
         audit.observe(batch)
     audit.check()
 
