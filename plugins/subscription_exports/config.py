@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from subscription_exports import custom_transform
 from subscription_exports.integrations import Integration
 
 INCLUDE_DIR = Path(__file__).resolve().parents[2] / "include"
@@ -111,6 +112,7 @@ class Destination(BaseModel):
     key_template: str = DEFAULT_KEY_TEMPLATE
     range_key_template: str = DEFAULT_RANGE_KEY_TEMPLATE
     server_side_encryption: ServerSideEncryption | None = None
+    transform: str | None = None  # "module:function", a pandas step per chunk (custom_transform.py)
 
     @field_validator("name")
     @classmethod
@@ -169,6 +171,13 @@ class Destination(BaseModel):
     @classmethod
     def _range_key_template(cls, v: str) -> str:
         return _check_key_template(v, {"table", "date_from", "date_to"})
+
+    @field_validator("transform")
+    @classmethod
+    def _transform(cls, v: str | None) -> str | None:
+        if v is not None:
+            custom_transform.resolve(v)
+        return v
 
     # -- derived ---------------------------------------------------------------
     @property

@@ -6,11 +6,12 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from subscription_exports import parsing, source, transform
+from subscription_exports import custom_transform, memory, parsing, source
 from subscription_exports.config import Destination, selected_event_types
 from subscription_exports.integrations import Integration
 from subscription_exports.s3 import AtomicUpload, ObjectSink, error_code
@@ -69,6 +70,18 @@ def object_key(dest: Destination, table: str, window: Window) -> str:
     return f"{dest.prefix}/{relative}" if dest.prefix else relative
 
 
+def transform_module() -> Any:
+    """The transform in use. SE_TRANSFORM_PATH=arrow selects the former Arrow-only transform, for the
+    benchmark's before/after comparison only (to be removed with transform_arrow.py)."""
+    if os.environ.get("SE_TRANSFORM_PATH") == "arrow":
+        from subscription_exports import transform_arrow
+
+        return transform_arrow
+    from subscription_exports import transform
+
+    return transform
+
+
 def upload_args(dest: Destination) -> dict[str, Any]:
     args: dict[str, Any] = {"ContentType": "application/gzip" if dest.gzip else "text/csv; charset=utf-8"}
     sse = dest.server_side_encryption
@@ -79,8 +92,8 @@ def upload_args(dest: Destination) -> dict[str, Any]:
     return args
 
 
-def shape_options(integration: Integration, spec: TableSpec, dest: Destination) -> transform.ShapeOptions:
-    return transform.ShapeOptions(
+def shape_options(integration: Integration, spec: TableSpec, dest: Destination) -> Any:
+    return transform_module().ShapeOptions(
         with_attributes=dest.send_user_attributes and spec.supports_attributes,
         rename_event_types=dest.rename_event_types if spec.name == integration.events_table else {},
     )
@@ -134,9 +147,12 @@ def export_table(
     part_size: int | None = None,
 ) -> ExportResult:
     started = time.monotonic()
+    memory.bound_process_memory()
+    transform = transform_module()
     key = object_key(dest, spec.name, window)
     options = shape_options(integration, spec, dest)
     sql, params = source_query(integration, spec, dest, window, dialect)
+    custom = custom_transform.resolve(dest.transform) if dest.transform else None
     header = spec.header(with_attributes=options.with_attributes)
 
     upload_kw: dict[str, Any] = {"part_size": part_size} if part_size else {}
@@ -147,9 +163,15 @@ def export_table(
     try:
         sink.write(transform.encode_header(header))
         with source.stream_csv(dialect, connection, sql, params) as stream:
-            for batch in parsing.open_chunks(stream, transform.source_columns(spec)):
-                sink.write(transform.encode_rows(transform.shape(batch, spec, options)))
-                rows += batch.num_rows
+            chunks = parsing.open_chunks(stream, transform.source_columns(spec))
+            if hasattr(transform, "grouped"):  # the pandas transform (the Arrow-only one is for the benchmark)
+                chunks = transform.grouped(chunks)
+            for batch in chunks:
+                frame = transform.shape(batch, spec, options)
+                if custom is not None:
+                    frame = custom_transform.apply(custom, frame, destination=dest.name, spec=dest.transform)
+                sink.write(transform.encode_rows(frame))
+                rows += batch.num_rows if custom is None else len(frame)  # a transform may drop rows
                 now = time.monotonic()
                 if sink.size >= next_bytes or now >= next_time:
                     log.info(

@@ -16,6 +16,7 @@ parse is fenced twice:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -26,6 +27,13 @@ import pyarrow.csv as pacsv
 
 # Source CSV parsed per chunk: small enough to bound memory, large enough to amortise kernel calls.
 CHUNK_BYTES = 512 << 10
+# Arrow's streaming reader reads up to 32 blocks ahead of the batches it has returned (its
+# background reader's queue; not configurable from Python): 16 MiB of source bytes held at 512 KiB
+# blocks. Reads wait instead while this many blocks are ahead of the consumer. A wait ends after
+# READ_AHEAD_WAIT seconds whatever happens, so a change in Arrow's internals can slow a parse
+# but never stall it.
+READ_AHEAD_BLOCKS = 4
+READ_AHEAD_WAIT = 1.0
 CR, LF, QUOTE = b"\r", b"\n", b'"'
 CR_BYTE, LF_BYTE, QUOTE_BYTE = CR[0], LF[0], QUOTE[0]
 
@@ -67,12 +75,21 @@ class RowAlignedReader:
     Whatever follows the last row end is held back for the next read. A read returns at least one
     whole row, so it can be longer than ``size`` when a row is. Also counts what passes
     (``counts``), for ``ParseAudit``.
+
+    With ``max_ahead``, a read waits while that many blocks are read and not yet ``consumed()``
+    (see READ_AHEAD_BLOCKS); ``stalls`` counts waits that ended by timeout, ``most_ahead`` the
+    most blocks ever ahead.
     """
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: BinaryIO, *, max_ahead: int | None = None) -> None:
         self._raw = raw
         self._held = b""
         self.counts = ByteCounts()
+        self._max_ahead = max_ahead
+        self._ahead = 0
+        self._turn = threading.Condition()
+        self.stalls = 0
+        self.most_ahead = 0
 
     @property
     def closed(self) -> bool:
@@ -87,7 +104,30 @@ class RowAlignedReader:
     def close(self) -> None:
         self._raw.close()
 
+    def consumed(self) -> None:
+        """The consumer is done with one more block's batch."""
+        with self._turn:
+            self._ahead = max(self._ahead - 1, 0)
+            self._turn.notify_all()
+
+    def unbound(self) -> None:
+        """Reads no longer wait (the consumer has stopped)."""
+        with self._turn:
+            self._max_ahead = None
+            self._turn.notify_all()
+
+    def _wait_for_room(self) -> None:
+        with self._turn:
+            if self._max_ahead is not None:
+                room = self._turn.wait_for(
+                    lambda: self._max_ahead is None or self._ahead < self._max_ahead, timeout=READ_AHEAD_WAIT
+                )
+                self.stalls += not room
+            self._ahead += 1
+            self.most_ahead = max(self.most_ahead, self._ahead)
+
     def read(self, size: int = -1) -> bytes:
+        self._wait_for_room()
         parts = [self._held]
         self._held = b""
         want = max(size - len(parts[0]), 1) if size is not None and size >= 0 else -1
@@ -205,13 +245,17 @@ def open_chunks(stream: BinaryIO, columns: list[str], *, block_size: int = CHUNK
     The last batch is followed by the audit: if the values do not account for every byte of the
     stream, ``ParseIntegrityError`` is raised before the caller can finish (and publish) its file.
     """
-    aligned = RowAlignedReader(stream)
-    reader = arrow_reader(aligned, columns, block_size=block_size)
-    got = reader.schema.names
-    if got != columns:
-        raise ValueError(f"the table's SQL returns columns {got}, but it must return exactly {columns}")
-    audit = ParseAudit(aligned, got)
-    for batch in reader:
-        audit.observe(batch)
-        yield batch
-    audit.check()
+    aligned = RowAlignedReader(stream, max_ahead=READ_AHEAD_BLOCKS)
+    try:
+        reader = arrow_reader(aligned, columns, block_size=block_size)
+        got = reader.schema.names
+        if got != columns:
+            raise ValueError(f"the table's SQL returns columns {got}, but it must return exactly {columns}")
+        audit = ParseAudit(aligned, got)
+        for batch in reader:
+            audit.observe(batch)
+            yield batch
+            aligned.consumed()
+        audit.check()
+    finally:
+        aligned.unbound()

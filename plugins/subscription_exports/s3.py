@@ -140,7 +140,7 @@ class AtomicUpload:
         self.extra_args = dict(extra_args or {})
         self.part_size = self._base_part_size = part_size
         self.max_in_flight = max_in_flight
-        self._chunks: list[memoryview] = []
+        self._buffer: bytearray | None = None  # the part being filled
         self._buffered = 0
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
@@ -152,30 +152,31 @@ class AtomicUpload:
         self.etag: str | None = None  # of the stored object, after commit()
 
     def write(self, data: bytes) -> None:
-        # Chunks are kept as a list and joined once per part, exactly part_size bytes: no growing or
-        # shifting buffer, and no second copy to cut a part out of a bigger join.
+        # Each part is filled in place, exactly part_size bytes: every byte is copied once, and
+        # nothing of the caller's data is kept (holding its chunks until a join kept up to one part
+        # more alive).
         self.bytes_written += len(data)
         view = memoryview(data)
-        while len(view) >= self.part_size - self._buffered:
-            room = self.part_size - self._buffered
-            part = b"".join([*self._chunks, view[:room]])
-            self._chunks.clear()
-            self._buffered = 0
-            view = view[room:]
-            self._submit_part(part)
-            # Part n is base x 2^((n-1) // PARTS_PER_SIZE) bytes, however many parts one write fills.
-            self.part_size = self._base_part_size << (self._part_number // PARTS_PER_SIZE)
-        if len(view):
-            self._chunks.append(view)
-            self._buffered += len(view)
+        while len(view):
+            if self._buffer is None:
+                self._buffer = bytearray(self.part_size)
+            taken = view[: self.part_size - self._buffered]
+            self._buffer[self._buffered : self._buffered + len(taken)] = taken
+            self._buffered += len(taken)
+            view = view[len(taken) :]
+            if self._buffered == self.part_size:
+                self._submit_part(self._take_buffer())
+                # Part n is base x 2^((n-1) // PARTS_PER_SIZE) bytes, however many parts one write fills.
+                self.part_size = self._base_part_size << (self._part_number // PARTS_PER_SIZE)
 
-    def _take_buffer(self) -> bytes:
-        data = b"".join(self._chunks)
-        self._chunks.clear()
+    def _take_buffer(self) -> bytearray:
+        data = self._buffer if self._buffer is not None else bytearray()
+        del data[self._buffered :]  # the last part: shrunk in place
+        self._buffer = None
         self._buffered = 0
         return data
 
-    def _submit_part(self, chunk: bytes) -> None:
+    def _submit_part(self, chunk: bytearray) -> None:
         if self._upload_id is None:
             abort_stale_uploads(self.client, bucket=self.bucket, key=self.key)
             resp = self.client.create_multipart_upload(Bucket=self.bucket, Key=self.key, **self.extra_args)
@@ -191,7 +192,7 @@ class AtomicUpload:
         assert self._pool is not None
         self._pending.append(self._pool.submit(self._upload_part, number, chunk))
 
-    def _upload_part(self, number: int, chunk: bytes) -> None:
+    def _upload_part(self, number: int, chunk: bytearray) -> None:
         resp = self.client.upload_part(
             Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number, Body=chunk
         )
@@ -234,7 +235,7 @@ class AtomicUpload:
                     self.key,
                     error_code(exc),
                 )
-        self._chunks.clear()
+        self._buffer = None
 
     def _shutdown(self) -> None:
         if self._pool is not None:

@@ -1,31 +1,36 @@
-"""Shape source chunks into the documented CSV with pyarrow compute kernels.
+"""Shape source chunks into the documented CSV: pandas on pyarrow-backed columns.
 
-The source CSV is parsed in chunks with every column as text (so no value is ever rounded
-through a float); the table declaration decides how each column is rendered; the chunk is
-encoded to RFC 4180 CSV with minimal quoting by the same kernels. Per-row Python runs only
-for JSON normalisation and the derived metrics, on the few columns that have them.
+Per group of parsed chunks (the exporter's loop): ``parsing.open_chunks`` parses the source CSV
+with pyarrow, every column as text (so no value is ever rounded through a float); ``shape`` wraps
+the chunks in a ``pandas.DataFrame`` whose columns are ``pd.ArrowDtype(pa.string())`` sharing their
+Arrow buffers (no copy), and renders each column by its kind in the table declaration: one
+function per kind (``render_timestamp``, ``render_decimal``, ``render_event_type``,
+``render_json``, ``render_ratio``; integers, dates and text pass as stored); a destination's own
+``transform`` may then rewrite the frame; ``encode_rows`` writes it as RFC 4180 CSV.
 
-These are the kernels behind pandas' ``ArrowDtype``; pandas itself is not imported, which
-keeps an export task about 45 MB smaller (the benchmark's memory bar is per task).
+Where pandas has no vectorised form the code is not pandas, on purpose:
+
+* the CSV encoding (``quote_minimal``, ``encode_rows``) is pyarrow compute over the whole chunk:
+  ``DataFrame.to_csv`` writes through Python's ``csv`` module value by value, many times slower;
+* JSON normalisation (``normalize_json``) and the derived ratios (``ratio_text``) need a parser and
+  exact ``Decimal`` arithmetic per value; pandas calls them through ``Series.map``, and the
+  exact-Decimal JSON writer (``_dump_json``) is plain Python.
+
+pandas' string methods on ``ArrowDtype`` columns run the same pyarrow kernels the encoder uses,
+so the shaping costs little over the kernels themselves; docs/development.md has the measured cost.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from array import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-
-# jemalloc returns freed memory to the OS sooner than Arrow's default mimalloc: about 20 MB
-# less peak RSS per export task, same speed.
-if "jemalloc" in pa.supported_memory_backends() and pa.default_memory_pool().backend_name != "jemalloc":
-    pa.set_memory_pool(pa.jemalloc_memory_pool())
-    pa.jemalloc_set_decay_ms(0)
 
 from subscription_exports.parsing import value_bytes
 from subscription_exports.tables import ATTRIBUTES, Kind, TableSpec
@@ -33,7 +38,13 @@ from subscription_exports.tables import ATTRIBUTES, Kind, TableSpec
 LINE_END = "\r\n"  # RFC 4180
 CSV_SPECIALS = (b",", b'"', b"\r", b"\n")  # a value holding one of these is quoted
 UTC_SUFFIXES = ("+00", "+00:00", "Z")  # UTC offsets as PostgreSQL and ISO 8601 write them
+# Parsed chunks are shaped in groups of about this many bytes: pandas' per-call overhead is paid per
+# group, not per 512 KiB chunk (the group's columns stay chunked, nothing is copied).
+SHAPE_BYTES = 1 << 20
 SIX_PLACES = Decimal("0.000001")
+
+TEXT = pd.ArrowDtype(pa.string())
+MICROSECONDS = pd.ArrowDtype(pa.timestamp("us"))
 
 
 @dataclass(frozen=True)
@@ -53,66 +64,114 @@ def source_columns(spec: TableSpec) -> list[str]:
     return names
 
 
-# -- value rendering -----------------------------------------------------------------------------
+def grouped(batches: Iterable[pa.RecordBatch], group_bytes: int = SHAPE_BYTES) -> Iterator[pa.Table]:
+    """Consecutive chunks as tables of about ``group_bytes`` each (their columns stay chunked, no copy)."""
+    group: list[pa.RecordBatch] = []
+    size = 0
+    for batch in batches:
+        group.append(batch)
+        size += batch.nbytes
+        if size >= group_bytes:
+            yield pa.Table.from_batches(group)
+            group, size = [], 0
+    if group:
+        yield pa.Table.from_batches(group)
 
 
-def _from_python(values: Sequence[str | None]) -> pa.Array:
-    """A string array built from its buffers.
-
-    Converting Python values the usual way (``pa.array``, ``pa.scalar``, a literal passed to a
-    kernel) makes pyarrow import pandas: about 40 MB of every export task that nothing here uses.
-    """
-    offsets = array("i", [0])  # Arrow buffers are little-endian, as are the machines Airflow runs on
-    validity = bytearray((len(values) + 7) // 8)
-    parts: list[bytes] = []
-    end = nulls = 0
-    for i, value in enumerate(values):
-        if value is None:
-            nulls += 1
-        else:
-            encoded = value.encode("utf-8")
-            parts.append(encoded)
-            end += len(encoded)
-            validity[i >> 3] |= 1 << (i & 7)
-        offsets.append(end)
-    bitmap = pa.py_buffer(bytes(validity)) if nulls else None
-    buffers = [bitmap, pa.py_buffer(offsets.tobytes()), pa.py_buffer(b"".join(parts))]
-    return pa.Array.from_buffers(pa.string(), len(values), buffers, null_count=nulls)
+# -- column rendering, one function per kind ------------------------------------------------------
 
 
-def text_scalar(text: str) -> pa.Scalar:
-    """A string scalar for kernel arguments (built from buffers: see ``_from_python``)."""
-    return _from_python([text])[0]
-
-
-EMPTY, COMMA, QUOTE = (text_scalar(t) for t in ("", ",", '"'))
-UTC_OFFSET, ZERO, NEGATIVE_ZERO, CRLF = (text_scalar(t) for t in ("+00:00", "0", "-0", LINE_END))
-
-
-def render_timestamp(values: pa.Array) -> pa.Array:
+def render_timestamp(values: pd.Series) -> pd.Series:
     """'2026-03-07 12:34:56.1+00' (PostgreSQL) or '2026-03-07 12:34:56.100000' (SQLite)
     -> '2026-03-07T12:34:56.100000+00:00'.
 
-    Parse as a naive UTC timestamp and cast back to text (always 6 fraction digits); this is
-    many times faster than ``strftime``. Literal kernels only: regexes cost RE2 memory per call.
+    Parse as a naive UTC timestamp and cast back to text (always 6 fraction digits), many times
+    faster than ``strftime``; text in no source form raises ``pyarrow.ArrowInvalid``.
     """
     naive = values
     for suffix in UTC_SUFFIXES:
-        ends = pc.ends_with(naive, suffix)
-        if pc.all(ends).as_py():  # the usual case: one source writes one form; nulls are skipped
-            naive = pc.utf8_slice_codeunits(naive, 0, -len(suffix))
+        ends = naive.str.endswith(suffix)
+        if ends.any():
+            naive = naive.str.removesuffix(suffix)
+        if ends.all():  # the usual case: one source writes one form (NA is skipped)
             break
-        if pc.any(ends).as_py():
-            naive = pc.if_else(ends, pc.utf8_slice_codeunits(naive, 0, -len(suffix)), naive)
-    text = pc.cast(pc.cast(naive, pa.timestamp("us")), pa.string())
-    return pc.binary_join_element_wise(pc.utf8_replace_slice(text, 10, 11, "T"), UTC_OFFSET, EMPTY)
+    text = naive.astype(MICROSECONDS).astype(TEXT)
+    return text.str.slice_replace(10, 11, "T") + "+00:00"
 
 
-def render_decimal(values: pa.Array) -> pa.Array:
+def render_decimal(values: pd.Series) -> pd.Series:
     """Exact decimal text with trailing fractional zeros trimmed: '9.9900' -> '9.99', '10.0' -> '10'."""
-    trimmed = pc.utf8_rtrim(pc.utf8_rtrim(values, "0"), ".")
-    trimmed = pc.if_else(pc.match_substring(values, "."), trimmed, values)
-    return pc.if_else(pc.equal(trimmed, NEGATIVE_ZERO), ZERO, trimmed)
+    trimmed = values.str.rstrip("0").str.rstrip(".")
+    has_point = values.str.contains(".", regex=False)
+    if not has_point.all():  # numeric(18,4) text always has one; SQLite writes '10' for 10.0
+        trimmed = trimmed.where(has_point, values)
+    negative_zero = trimmed == "-0"
+    if negative_zero.any():
+        trimmed = trimmed.mask(negative_zero.fillna(False), "0")
+    return trimmed
+
+
+def render_event_type(values: pd.Series, renames: Mapping[str, str]) -> pd.Series:
+    """Lower-cased, then renamed per destination."""
+    lowered = values.str.lower()
+    return lowered.replace(dict(renames)) if renames else lowered
+
+
+def render_json(values: pd.Series) -> pd.Series:
+    """Compact JSON with sorted keys and exact numbers (``normalize_json`` per value)."""
+    return values.map(normalize_json, na_action="ignore").astype(TEXT)
+
+
+def render_ratio(numerator: pd.Series, denominator: pd.Series, scale: int) -> pd.Series:
+    """``scale * numerator / denominator``, exact (``ratio_text`` per row)."""
+    pairs = zip(numerator.to_numpy(object, na_value=None), denominator.to_numpy(object, na_value=None), strict=True)
+    return pd.Series([ratio_text(n, d, scale) for n, d in pairs], index=numerator.index, dtype=TEXT)
+
+
+# Kinds whose text both sources already write as documented: passed through as they are.
+AS_STORED = (Kind.TEXT, Kind.INTEGER, Kind.DATE)
+RENDERERS: dict[Kind, Callable[[pd.Series], pd.Series]] = {
+    Kind.TIMESTAMP: render_timestamp,
+    Kind.DECIMAL: render_decimal,
+    Kind.JSON: render_json,
+}
+
+
+def shape(chunk: pa.RecordBatch | pa.Table, spec: TableSpec, options: ShapeOptions) -> pd.DataFrame:
+    """One source chunk -> the file's columns, in output order, as a DataFrame of text columns.
+
+    The values are not yet quoted for CSV: a destination's ``transform`` sees them as they read.
+    """
+    source = chunk.to_pandas(types_mapper=pd.ArrowDtype)  # shares the chunk's buffers
+    kinds = {col.name: col.kind for col in spec.columns}
+    if options.with_attributes:
+        kinds[ATTRIBUTES.name] = ATTRIBUTES.kind
+    shaped = {name: source[name] for name, kind in kinds.items() if kind in AS_STORED}
+    for kind, render in RENDERERS.items():
+        shaped |= render_columns(source, [name for name, k in kinds.items() if k is kind], render)
+    for name, ratio in spec.ratios:
+        shaped[name] = render_ratio(source[ratio.numerator], source[ratio.denominator], ratio.scale)
+    for name in (name for name, kind in kinds.items() if kind is Kind.EVENT_TYPE):
+        shaped[name] = render_event_type(source[name], options.rename_event_types)
+    return pd.concat([shaped[name].rename(name) for name in kinds], axis=1)
+
+
+def render_columns(
+    source: pd.DataFrame, names: list[str], render: Callable[[pd.Series], pd.Series]
+) -> dict[str, pd.Series]:
+    """``render`` over several columns of one kind in one call: stacked end to end (no copy), then
+    split back. pandas' cost is per call, so eight decimal columns cost one call, not eight."""
+    if not names:
+        return {}
+    rendered = render(pd.concat([source[name] for name in names], ignore_index=True)).array
+    rows = len(source)
+    return {
+        name: pd.Series(rendered[i * rows : (i + 1) * rows], index=source.index, name=name)
+        for i, name in enumerate(names)
+    }
+
+
+# -- JSON and ratios: per value, exact -------------------------------------------------------------
 
 
 def normalize_json(text: str | None) -> str | None:
@@ -182,9 +241,9 @@ def ratio_text(num: str | None, den: str | None, scale: int) -> str | None:
     return "0" if text in {"-0", ""} else text
 
 
-def render_ratio(numerator: pa.Array, denominator: pa.Array, scale: int) -> pa.Array:
-    pairs = zip(numerator.to_pylist(), denominator.to_pylist(), strict=True)
-    return _from_python([ratio_text(n, d, scale) for n, d in pairs])
+# -- CSV encoding: pyarrow compute over the whole chunk ---------------------------------------------
+
+EMPTY, COMMA, QUOTE, CRLF = (pa.scalar(t, pa.string()) for t in ("", ",", '"', LINE_END))
 
 
 def quote_minimal(values: pa.Array) -> pa.Array:
@@ -206,77 +265,38 @@ def quote_minimal(values: pa.Array) -> pa.Array:
     return pc.if_else(needs, quoted, values)
 
 
-def rename_values(values: pa.Array, mapping: Mapping[str, str]) -> pa.Array:
-    for source, target in mapping.items():
-        values = pc.if_else(pc.equal(values, text_scalar(source)), text_scalar(target), values)
-    return values
-
-
-def json_column(values: pa.Array) -> pa.Array:
-    """Normalise a JSON text column row by row (JSON needs a real parser), quoted for CSV on the way:
-    almost every JSON value holds a quote, so the per-row pass is cheaper than ``quote_minimal``."""
-    if values.null_count == len(values):
-        return values
-    return _from_python([_csv_field(normalize_json(v)) for v in values.to_pylist()])
-
-
-def _csv_field(text: str | None) -> str | None:
-    """``quote_minimal`` for one value."""
-    if text is not None and ('"' in text or "," in text or "\n" in text or "\r" in text):
-        return '"' + text.replace('"', '""') + '"'
-    return text
-
-
-def shape(batch: pa.RecordBatch, spec: TableSpec, options: ShapeOptions) -> list[pa.Array]:
-    """One source chunk -> the file's columns as text arrays, in output order.
-
-    Column-wise pyarrow kernels do the bulk; plain Python handles what needs it per value
-    (JSON normalisation, exact Decimal ratios), on the few columns that have it.
-    """
-    out: list[pa.Array] = []
-    for col in spec.columns:
-        if col.kind is Kind.RATIO:
-            num, den, scale = _ratio_inputs(spec, col.name)
-            out.append(render_ratio(batch.column(num), batch.column(den), scale))
-            continue
-        values = batch.column(col.name)
-        if col.kind is Kind.EVENT_TYPE:
-            values = rename_values(pc.utf8_lower(values), options.rename_event_types)
-            out.append(quote_minimal(values))
-        elif col.kind is Kind.JSON:
-            out.append(json_column(values))
-        elif col.kind is Kind.TIMESTAMP:
-            out.append(render_timestamp(values))
-        elif col.kind is Kind.DECIMAL:
-            out.append(render_decimal(values))
-        elif col.kind in (Kind.INTEGER, Kind.DATE):
-            out.append(values)  # both sources render these canonically already
-        else:
-            out.append(quote_minimal(values))
-    if options.with_attributes:
-        out.append(json_column(batch.column(ATTRIBUTES.name)))
-    return out
-
-
-def _ratio_inputs(spec: TableSpec, name: str) -> tuple[str, str, int]:
-    ratio = dict(spec.ratios)[name]
-    return ratio.numerator, ratio.denominator, ratio.scale
-
-
 def encode_header(names: list[str]) -> bytes:
     return (",".join(names) + LINE_END).encode("utf-8")
 
 
-def encode_rows(columns: list[pa.Array]) -> bytes:
-    """Join text columns into CSV lines; the result's data buffer is the chunk's bytes."""
-    if not columns or len(columns[0]) == 0:
+def text_columns(frame: pd.DataFrame) -> pa.Table:
+    """The frame's columns as Arrow text, without copying pyarrow-backed ones.
+
+    Raises ``TypeError`` naming the column when a column is not text (e.g. numbers from a
+    destination's transform).
+    """
+    columns = []
+    for name in frame.columns:
+        try:
+            values = pa.array(frame[name], type=pa.string(), from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            raise TypeError(f"column '{name}' is not text ({frame[name].dtype}): {exc}") from None
+        columns.append(values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values]))
+    return pa.Table.from_arrays(columns, names=[str(n) for n in frame.columns])
+
+
+def encode_rows(frame: pd.DataFrame) -> bytes:
+    """The frame's rows as CSV lines: minimal quoting, NULL as an empty field, CRLF.
+
+    The kernels run over each whole (possibly chunked) column; the lines' data buffers are the bytes.
+    """
+    if frame.empty:
         return b""
+    # Quoted chunk by chunk: a chunk without a comma, quote, CR or LF costs one memchr, no kernel.
+    columns = [
+        pa.chunked_array(map(quote_minimal, values.chunks), pa.string()) for values in text_columns(frame).columns
+    ]
     # The line end is joined to the last column, not to whole lines: one pass less over the chunk.
     last = pc.binary_join_element_wise(columns[-1], CRLF, EMPTY, null_handling="replace", null_replacement="")
     lines = pc.binary_join_element_wise(*columns[:-1], last, COMMA, null_handling="replace", null_replacement="")
-    if lines.offset or lines.null_count:
-        lines = pa.concat_arrays([lines])
-    offsets = lines.buffers()[1]
-    start = int.from_bytes(offsets[:4], "little", signed=True)
-    end = int.from_bytes(offsets[len(lines) * 4 : len(lines) * 4 + 4], "little", signed=True)
-    return lines.buffers()[2][start:end].to_pybytes()
+    return b"".join(value_bytes(chunk) for chunk in lines.chunks)

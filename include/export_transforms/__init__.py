@@ -1,0 +1,1 @@
+"""Destination transforms shipped as examples (``transform: "export_transforms.<module>:<function>"``)."""
