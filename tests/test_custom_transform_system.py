@@ -13,12 +13,15 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import reference as ref
-from conftest import aws_connection, source_connection
+from conftest import assert_ok, aws_connection, run_dag, source_connection
 
 from subscription_exports import exporter, s3, source
 from subscription_exports.config import ConfigError, validate_destination
@@ -76,11 +79,15 @@ def masked(reference_csv: bytes, columns: tuple[str, ...]) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
-def test_masking_transform_gives_the_reference_bytes_with_hashed_ids(admin, pg_url) -> None:
+def reference_events(pg_url: str) -> bytes:
     src = ref.load_source(pg_url)
-    plain = ref.expected_events(
+    return ref.expected_events(
         src, app_id=IOS, start=START, end=START + dt.timedelta(days=1), event_types=set(S3_EXPORT.all_event_types)
     )
+
+
+def test_masking_transform_gives_the_reference_bytes_with_hashed_ids(admin, pg_url) -> None:
+    plain = reference_events(pg_url)
     expected = masked(plain, ("ip_address", "idfa"))
     assert expected != plain and len(expected.splitlines()) > 1000
 
@@ -95,6 +102,26 @@ def test_masking_transform_gives_the_reference_bytes_with_hashed_ids(admin, pg_u
     want = list(csv.reader(io.StringIO(plain.decode(), newline="")))
     kept = [i for i, name in enumerate(want[0]) if name not in ("ip_address", "idfa")]
     assert [[r[i] for i in kept] for r in got] == [[r[i] for i in kept] for r in want]
+
+
+def test_a_dag_run_masks_only_the_destination_that_asks(admin, pg_url, airflow_db, seaweedfs) -> None:
+    # The whole DAG with `airflow dags test`: the setting travels from the Variable to the task.
+    plain_dest = {**DEST, "name": "plain", "folder": "masked/plain"}
+    del plain_dest["transform"]
+    dests = [{**DEST, "conn_id": "exports_s3"}, {**plain_dest, "conn_id": "exports_s3"}]
+    result = run_dag(
+        "s3_export",
+        logical_date=DAY.isoformat(),
+        connections={"subscription_source": source_connection(pg_url), "exports_s3": aws_connection(seaweedfs)},
+        variables={
+            "s3_export_destinations": json.dumps({"source_conn_id": "subscription_source", "destinations": dests})
+        },
+    )
+    assert_ok(result)
+    plain = reference_events(pg_url)
+    assert admin.get_object(Bucket=BUCKET, Key=KEY)["Body"].read() == masked(plain, ("ip_address", "idfa"))
+    plain_key = f"masked/plain/events/dt={DAY}/events_{DAY}.csv"
+    assert admin.get_object(Bucket=BUCKET, Key=plain_key)["Body"].read() == plain
 
 
 @pytest.mark.parametrize(
@@ -145,6 +172,13 @@ def test_bad_transform_setting_is_one_line_naming_destination_and_field(value: s
 def test_the_example_is_importable_from_include_without_pandas_at_parse_time() -> None:
     # Validating the setting imports the module (so a typo fails the DAG's config check), but the
     # example itself does not import pandas: config checks at DAG parse time stay light.
-    example = Path(__file__).resolve().parents[1] / "include" / "export_transforms" / "privacy.py"
-    assert "import pandas" in example.read_text() and "if TYPE_CHECKING:" in example.read_text()
-    assert validate_destination(DEST, S3_EXPORT, origin="test").transform == MASKING
+    root = Path(__file__).resolve().parents[1]
+    code = (
+        "import sys; from subscription_exports.config import validate_destination;"
+        "from subscription_exports.integrations import S3_EXPORT;"
+        f"d = validate_destination({DEST!r}, S3_EXPORT, origin='test');"
+        "print(d.transform, 'export_transforms.privacy' in sys.modules, 'pandas' in sys.modules)"
+    )
+    env = {"PYTHONPATH": str(root / "plugins"), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == [MASKING, "True", "False"]

@@ -122,3 +122,11 @@ REPO_PATH = re.compile(r"`((?:dags|plugins|include|devtools|tests|docs|docker|\.
 def test_repository_paths_named_in_docs_exist(page: Path) -> None:
     missing = sorted({p for p in REPO_PATH.findall(page.read_text(encoding="utf-8")) if not (ROOT / p).exists()})
     assert not missing, f"{page.relative_to(ROOT)} names paths that do not exist: {missing}"
+
+
+def test_readme_transform_example_is_the_shipped_code() -> None:
+    shipped = (ROOT / "include" / "export_transforms" / "privacy.py").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```", README.read_text(encoding="utf-8"), re.S | re.M)
+    example = [block for block in blocks if "def hash_device_ids" in block]
+    assert example, "README.md shows no `hash_device_ids` example"
+    assert example[0] in shipped, "README.md's `hash_device_ids` differs from include/export_transforms/privacy.py"

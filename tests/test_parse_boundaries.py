@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from collections.abc import Sequence
 
 import pyarrow as pa
@@ -24,8 +25,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from subscription_exports import parsing
 from subscription_exports.parsing import (
     CHUNK_BYTES,
+    READ_AHEAD_BLOCKS,
     ByteCounts,
     ParseAudit,
     ParseIntegrityError,
@@ -272,3 +275,50 @@ def test_reads_never_end_inside_a_row() -> None:
     rows = list(csv.reader(io.StringIO(stream.decode(), newline="")))
     row_ends = {len(intermediate([tuple(r) for r in rows[1:k]], "sqlite")) for k in range(1, len(rows) + 1)}
     assert set(ends) <= row_ends and len(stream) in ends
+
+
+class RecordedReader(RowAlignedReader):
+    """The exporter's reader, kept for inspection once the parse is over."""
+
+    made: list[RecordedReader] = []
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        RecordedReader.made.append(self)
+
+
+@pytest.mark.parametrize("bounded", [True, False], ids=["bounded", "arrow-alone"])
+def test_arrow_reads_at_most_a_few_blocks_ahead_of_the_consumer(monkeypatch, bounded: bool) -> None:
+    # Memory: Arrow's reader queues up to 32 blocks read ahead (16 MiB at the exporter's 512 KiB).
+    # The exporter lets it run READ_AHEAD_BLOCKS ahead, and never waits out the timeout doing so.
+    RecordedReader.made.clear()
+    monkeypatch.setattr(parsing, "RowAlignedReader", RecordedReader)
+    if not bounded:
+        monkeypatch.setattr(parsing, "READ_AHEAD_BLOCKS", None)
+    rows = [(str(i), "v" * 200, json_doc(f"d{i}", False), "w") for i in range(2000)]
+    stream = intermediate(rows, "postgres")
+    out = [encode_header(SPEC.header(with_attributes=False))]
+    for batch in open_chunks(io.BytesIO(stream), COLUMNS, block_size=1024):
+        time.sleep(0.002)  # a consumer slower than the parse, as shaping and uploading are
+        out.append(encode_rows(shape(batch, SPEC, ShapeOptions())))
+    assert b"".join(out) == expected_output(stream)
+    (reader,) = RecordedReader.made
+    assert reader.stalls == 0
+    if bounded:
+        assert reader.most_ahead <= READ_AHEAD_BLOCKS
+    else:  # what the bound prevents
+        assert reader.most_ahead > 3 * READ_AHEAD_BLOCKS
+
+
+def test_a_consumer_that_stops_early_leaves_no_read_waiting(monkeypatch) -> None:
+    RecordedReader.made.clear()
+    monkeypatch.setattr(parsing, "RowAlignedReader", RecordedReader)
+    monkeypatch.setattr(parsing, "READ_AHEAD_WAIT", 60.0)
+    stream = intermediate([(str(i), "v" * 200, None, "w") for i in range(2000)], "postgres")
+    chunks = open_chunks(io.BytesIO(stream), COLUMNS, block_size=1024)
+    next(chunks)
+    chunks.close()  # as when an upload fails mid-export
+    (reader,) = RecordedReader.made
+    for _ in range(2 * READ_AHEAD_BLOCKS):  # more reads than the bound allows: none waits
+        reader.read(1024)
+    assert reader.stalls == 0

@@ -142,7 +142,10 @@ def shape(chunk: pa.RecordBatch | pa.Table, spec: TableSpec, options: ShapeOptio
 
     The values are not yet quoted for CSV: a destination's ``transform`` sees them as they read.
     """
-    source = chunk.to_pandas(types_mapper=pd.ArrowDtype)  # shares the chunk's buffers
+    # Each column wrapped as it is (ArrowExtensionArray shares the chunk's buffers): cheaper than
+    # ``to_pandas``, which reads pandas metadata, and than indexing a DataFrame column by column.
+    columns = zip(chunk.column_names, chunk.columns, strict=True)
+    source = {name: pd.arrays.ArrowExtensionArray(values) for name, values in columns}
     kinds = {col.name: col.kind for col in spec.columns}
     if options.with_attributes:
         kinds[ATTRIBUTES.name] = ATTRIBUTES.kind
@@ -150,25 +153,29 @@ def shape(chunk: pa.RecordBatch | pa.Table, spec: TableSpec, options: ShapeOptio
     for kind, render in RENDERERS.items():
         shaped |= render_columns(source, [name for name, k in kinds.items() if k is kind], render)
     for name, ratio in spec.ratios:
-        shaped[name] = render_ratio(source[ratio.numerator], source[ratio.denominator], ratio.scale)
+        numerator, denominator = series(source[ratio.numerator]), series(source[ratio.denominator])
+        shaped[name] = render_ratio(numerator, denominator, ratio.scale).array
     for name in (name for name, kind in kinds.items() if kind is Kind.EVENT_TYPE):
-        shaped[name] = render_event_type(source[name], options.rename_event_types)
-    return pd.concat([shaped[name].rename(name) for name in kinds], axis=1)
+        shaped[name] = render_event_type(series(source[name]), options.rename_event_types).array
+    return pd.DataFrame({name: shaped[name] for name in kinds}, copy=False)
+
+
+def series(values: pd.api.extensions.ExtensionArray) -> pd.Series:
+    return pd.Series(values, copy=False)
 
 
 def render_columns(
-    source: pd.DataFrame, names: list[str], render: Callable[[pd.Series], pd.Series]
-) -> dict[str, pd.Series]:
+    source: Mapping[str, pd.arrays.ArrowExtensionArray], names: list[str], render: Callable[[pd.Series], pd.Series]
+) -> dict[str, pd.api.extensions.ExtensionArray]:
     """``render`` over several columns of one kind in one call: stacked end to end (no copy), then
     split back. pandas' cost is per call, so eight decimal columns cost one call, not eight."""
     if not names:
         return {}
-    rendered = render(pd.concat([source[name] for name in names], ignore_index=True)).array
-    rows = len(source)
-    return {
-        name: pd.Series(rendered[i * rows : (i + 1) * rows], index=source.index, name=name)
-        for i, name in enumerate(names)
-    }
+    chunks = [chunk for name in names for chunk in source[name].__arrow_array__().chunks]
+    stacked = pa.chunked_array(chunks, pa.string())
+    rendered = render(series(pd.arrays.ArrowExtensionArray(stacked))).array
+    rows = len(source[names[0]])
+    return {name: rendered[i * rows : (i + 1) * rows] for i, name in enumerate(names)}
 
 
 # -- JSON and ratios: per value, exact -------------------------------------------------------------
@@ -269,20 +276,24 @@ def encode_header(names: list[str]) -> bytes:
     return (",".join(names) + LINE_END).encode("utf-8")
 
 
-def text_columns(frame: pd.DataFrame) -> pa.Table:
+def text_columns(frame: pd.DataFrame) -> list[pa.ChunkedArray]:
     """The frame's columns as Arrow text, without copying pyarrow-backed ones.
 
     Raises ``TypeError`` naming the column when a column is not text (e.g. numbers from a
     destination's transform).
     """
     columns = []
-    for name in frame.columns:
+    for name, values in frame.items():
+        array = values.array
+        if isinstance(array, pd.arrays.ArrowExtensionArray) and array.dtype == TEXT:
+            columns.append(array.__arrow_array__())  # the chunked array itself
+            continue
         try:
-            values = pa.array(frame[name], type=pa.string(), from_pandas=True)
+            converted = pa.array(values, type=pa.string(), from_pandas=True)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-            raise TypeError(f"column '{name}' is not text ({frame[name].dtype}): {exc}") from None
-        columns.append(values if isinstance(values, pa.ChunkedArray) else pa.chunked_array([values]))
-    return pa.Table.from_arrays(columns, names=[str(n) for n in frame.columns])
+            raise TypeError(f"column '{name}' is not text ({values.dtype}): {exc}") from None
+        columns.append(converted if isinstance(converted, pa.ChunkedArray) else pa.chunked_array([converted]))
+    return columns
 
 
 def encode_rows(frame: pd.DataFrame) -> bytes:
@@ -293,9 +304,7 @@ def encode_rows(frame: pd.DataFrame) -> bytes:
     if frame.empty:
         return b""
     # Quoted chunk by chunk: a chunk without a comma, quote, CR or LF costs one memchr, no kernel.
-    columns = [
-        pa.chunked_array(map(quote_minimal, values.chunks), pa.string()) for values in text_columns(frame).columns
-    ]
+    columns = [pa.chunked_array(map(quote_minimal, values.chunks), pa.string()) for values in text_columns(frame)]
     # The line end is joined to the last column, not to whole lines: one pass less over the chunk.
     last = pc.binary_join_element_wise(columns[-1], CRLF, EMPTY, null_handling="replace", null_replacement="")
     lines = pc.binary_join_element_wise(*columns[:-1], last, COMMA, null_handling="replace", null_replacement="")
