@@ -197,11 +197,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-events", action="store_true", help="only the other tables and SQLite")
     parser.add_argument("--no-verify", action="store_true", help="skip the byte-for-byte reference check")
     parser.add_argument("--reuse-data", action="store_true", help="keep the databases of a previous run")
-    parser.add_argument(
-        "--compare-arrow",
-        action="store_true",
-        help="also run the former Arrow-only transform (SE_TRANSFORM_PATH=arrow), interleaved: before/after",
-    )
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT / "plugins"))
     sys.path.insert(0, str(ROOT / "tests"))
@@ -277,9 +272,6 @@ def events_phase(store: SeaweedFS, args: argparse.Namespace) -> bool:
         ("ours", plain_cmd, env),
         ("ours_gzip", gzip_cmd, env),
     ]
-    if args.compare_arrow:
-        arrow_cmd = ours_cmd("events", bench_destination("ours-arrow"))
-        paths.append(("ours_arrow", arrow_cmd, {**env, "SE_TRANSFORM_PATH": "arrow"}))
     for i in range(args.repeat):
         # interleave the paths so drift on the machine affects them alike
         for name, cmd, path_env in paths:
@@ -491,7 +483,6 @@ def report(
         "sqltos3": "SqlToS3Operator (defaults)",
         "ours": "ours: events export, PostgreSQL -> S3",
         "ours_gzip": "ours with gzip",
-        "ours_arrow": "before: Arrow-only transform (SE_TRANSFORM_PATH=arrow)",
     }
     print(f"\n{rows:,} events rows, {csv_bytes / 1e6:.0f} MB CSV ({gzip_bytes / 1e6:.0f} MB gzip); "
           f"medians of {args.repeat} runs (SqlToS3Operator: {args.sqltos3_repeat}); peak RSS = max\n")  # fmt: skip
@@ -513,13 +504,6 @@ def report(
     bare, fenced = fence
     print(f"exactness fence (row-aligned reads + parse audit): parse {bare:.2f} s bare, {fenced:.2f} s fenced; "
           f"cost {(fenced - bare) / task['ours']:.1%} of the export's task time   (bar: at most 3%)")  # fmt: skip
-    if "ours_arrow" in med:
-        before = med["ours_arrow"][0]
-        print(f"before (Arrow-only): {before / floor:.2f}x process wall, {task['ours_arrow'] / floor:.2f}x task time "
-              f"of COPY + upload; peak RSS {med['ours_arrow'][1] / 2**20:.0f} MB; pandas / Arrow-only = "
-              f"{ours / before:.2f}x process wall, {task['ours'] / task['ours_arrow']:.2f}x task time")  # fmt: skip
-        if "sqltos3" in med:
-            print(f"before: SqlToS3Operator / Arrow-only = {task['sqltos3'] / task['ours_arrow']:.1f}x by task time")
     print(f"output: {verdict}")
 
 

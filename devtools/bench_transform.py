@@ -1,6 +1,6 @@
 """Micro-benchmark of the transform alone: open_chunks -> shape -> encode_rows over an intermediate CSV.
 
-    python -m devtools.bench_transform FILE.csv --table events [--path pandas|arrow] [--repeat 5]
+    python -m devtools.bench_transform FILE.csv --table events [--group-bytes N] [--repeat 5]
 
 Each run is its own process (so peak RSS is that run's); prints the median seconds of the loop, the
 import cost and the peak RSS (VmHWM). No database or store: the CSV is the file COPY wrote.
@@ -20,12 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 RUN = """
 import json, os, sys, time
 sys.path[:0] = [{plugins!r}]
-os.environ["SE_TRANSFORM_PATH"] = {path!r}
 started = time.monotonic()
 import pyarrow
 imported_arrow = time.monotonic()
-from subscription_exports.exporter import transform_module
-transform = transform_module()
+from subscription_exports import transform
 from subscription_exports import parsing
 from subscription_exports.tables import TABLES
 imported = time.monotonic()
@@ -36,8 +34,7 @@ size = rows = 0
 loop, loop_cpu = time.monotonic(), time.process_time()
 with open({csv!r}, "rb") as stream:
     chunks = parsing.open_chunks(stream, transform.source_columns(spec))
-    if hasattr(transform, "grouped"):
-        chunks = transform.grouped(chunks, {group_bytes!r} or transform.SHAPE_BYTES)
+    chunks = transform.grouped(chunks, {group_bytes!r} or transform.SHAPE_BYTES)
     for batch in chunks:
         size += len(transform.encode_rows(transform.shape(batch, spec, options)))
         rows += batch.num_rows
@@ -52,12 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("csv")
     parser.add_argument("--table", default="events")
-    parser.add_argument("--path", choices=("pandas", "arrow"), default="pandas")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--attributes", action="store_true")
-    parser.add_argument("--group-bytes", type=int, default=0, help="pandas path: bytes shaped at once")
+    parser.add_argument("--group-bytes", type=int, default=0, help="bytes of parsed chunks shaped at once")
     args = parser.parse_args(argv)
-    code = RUN.format(plugins=str(ROOT / "plugins"), path=args.path, table=args.table, csv=args.csv,
+    code = RUN.format(plugins=str(ROOT / "plugins"), table=args.table, csv=args.csv,
                       attributes=args.attributes, group_bytes=args.group_bytes)  # fmt: skip
     runs = []
     for _ in range(args.repeat):
@@ -65,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(json.loads(out.strip().splitlines()[-1]))
     loops = [r["loop"] for r in runs]
     print(json.dumps({
-        "path": args.path, "table": args.table, "rows": runs[0]["rows"], "bytes": runs[0]["bytes"],
+        "table": args.table, "rows": runs[0]["rows"], "bytes": runs[0]["bytes"],
         "loop_median_s": round(statistics.median(loops), 3), "loops_s": [round(v, 3) for v in loops],
         "loop_cpu_median_s": round(statistics.median(r["loop_cpu"] for r in runs), 3),
         "loop_cpu_min_s": round(min(r["loop_cpu"] for r in runs), 3),

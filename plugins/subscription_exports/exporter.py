@@ -6,7 +6,6 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -70,18 +69,6 @@ def object_key(dest: Destination, table: str, window: Window) -> str:
     return f"{dest.prefix}/{relative}" if dest.prefix else relative
 
 
-def transform_module() -> Any:
-    """The transform in use. SE_TRANSFORM_PATH=arrow selects the former Arrow-only transform, for the
-    benchmark's before/after comparison only (to be removed with transform_arrow.py)."""
-    if os.environ.get("SE_TRANSFORM_PATH") == "arrow":
-        from subscription_exports import transform_arrow
-
-        return transform_arrow
-    from subscription_exports import transform
-
-    return transform
-
-
 def upload_args(dest: Destination) -> dict[str, Any]:
     args: dict[str, Any] = {"ContentType": "application/gzip" if dest.gzip else "text/csv; charset=utf-8"}
     sse = dest.server_side_encryption
@@ -93,7 +80,9 @@ def upload_args(dest: Destination) -> dict[str, Any]:
 
 
 def shape_options(integration: Integration, spec: TableSpec, dest: Destination) -> Any:
-    return transform_module().ShapeOptions(
+    from subscription_exports.transform import ShapeOptions  # pandas: imported by the task, not at parse time
+
+    return ShapeOptions(
         with_attributes=dest.send_user_attributes and spec.supports_attributes,
         rename_event_types=dest.rename_event_types if spec.name == integration.events_table else {},
     )
@@ -148,7 +137,8 @@ def export_table(
 ) -> ExportResult:
     started = time.monotonic()
     memory.bound_process_memory()
-    transform = transform_module()
+    from subscription_exports import transform  # pandas: imported by the task, not at parse time
+
     key = object_key(dest, spec.name, window)
     options = shape_options(integration, spec, dest)
     sql, params = source_query(integration, spec, dest, window, dialect)
@@ -164,9 +154,7 @@ def export_table(
         sink.write(transform.encode_header(header))
         with source.stream_csv(dialect, connection, sql, params) as stream:
             chunks = parsing.open_chunks(stream, transform.source_columns(spec))
-            if hasattr(transform, "grouped"):  # the pandas transform (the Arrow-only one is for the benchmark)
-                chunks = transform.grouped(chunks)
-            for batch in chunks:
+            for batch in transform.grouped(chunks):
                 frame = transform.shape(batch, spec, options)
                 if custom is not None:
                     frame = custom_transform.apply(custom, frame, destination=dest.name, spec=dest.transform)
