@@ -2,11 +2,12 @@
 
 Per group of parsed chunks (the exporter's loop): ``parsing.open_chunks`` parses the source CSV
 with pyarrow, every column as text (so no value is ever rounded through a float); ``shape`` wraps
-the chunks in a ``pandas.DataFrame`` whose columns are ``pd.ArrowDtype(pa.string())`` sharing their
-Arrow buffers (no copy), and renders each column by its kind in the table declaration: one
-function per kind (``render_timestamp``, ``render_decimal``, ``render_event_type``,
-``render_json``, ``render_ratio``; integers, dates and text pass as stored); a destination's own
-``transform`` may then rewrite the frame; ``encode_rows`` writes it as RFC 4180 CSV.
+each column as a ``pd.ArrowDtype(pa.string())`` array sharing its Arrow buffers (no copy),
+renders each column by its kind in the table declaration, one function per kind
+(``render_timestamp``, ``render_decimal``, ``render_event_type``, ``render_json``,
+``render_ratio``; integers, dates and text pass as stored), and returns the chunk as a
+``pandas.DataFrame`` of those columns; a destination's own ``transform`` may then rewrite the
+frame; ``encode_rows`` writes it as RFC 4180 CSV.
 
 Where pandas has no vectorised form the code is not pandas, on purpose:
 
