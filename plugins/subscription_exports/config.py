@@ -17,10 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from subscription_exports import custom_transform
+from subscription_exports import INCLUDE_DIR, custom_transform
 from subscription_exports.integrations import Integration
-
-INCLUDE_DIR = Path(__file__).resolve().parents[2] / "include"
 
 DEFAULT_KEY_TEMPLATE = "{table}/dt={date}/{table}_{date}.{ext}"
 DEFAULT_RANGE_KEY_TEMPLATE = "{table}/manual/{date_from}_{date_to}/{table}_{date_from}_{date_to}.{ext}"

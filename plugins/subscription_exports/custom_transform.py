@@ -15,10 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from subscription_exports import INCLUDE_DIR
+
 if TYPE_CHECKING:  # pandas is imported by the transform, not at DAG parse time
     import pandas as pd
 
-INCLUDE_DIR = Path(__file__).resolve().parents[2] / "include"
 _SPEC_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 
 FrameFunction = Callable[["pd.DataFrame"], "pd.DataFrame"]

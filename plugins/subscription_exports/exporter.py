@@ -8,7 +8,7 @@ import json
 import logging
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from subscription_exports import custom_transform, memory, parsing, source
 from subscription_exports.config import Destination, selected_event_types
@@ -16,6 +16,9 @@ from subscription_exports.integrations import Integration
 from subscription_exports.s3 import AtomicUpload, ObjectSink, error_code
 from subscription_exports.tables import TableSpec
 from subscription_exports.windows import Window
+
+if TYPE_CHECKING:  # pandas: imported by the task, not at DAG parse time
+    from subscription_exports.transform import ShapeOptions
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +82,8 @@ def upload_args(dest: Destination) -> dict[str, Any]:
     return args
 
 
-def shape_options(integration: Integration, spec: TableSpec, dest: Destination) -> Any:
-    from subscription_exports.transform import ShapeOptions  # pandas: imported by the task, not at parse time
+def shape_options(integration: Integration, spec: TableSpec, dest: Destination) -> ShapeOptions:
+    from subscription_exports.transform import ShapeOptions
 
     return ShapeOptions(
         with_attributes=dest.send_user_attributes and spec.supports_attributes,
@@ -159,7 +162,7 @@ def export_table(
                 if custom is not None:
                     frame = custom_transform.apply(custom, frame, destination=dest.name, spec=dest.transform)
                 sink.write(transform.encode_rows(frame))
-                rows += batch.num_rows if custom is None else len(frame)  # a transform may drop rows
+                rows += len(frame)  # a destination's transform may drop rows
                 now = time.monotonic()
                 if sink.size >= next_bytes or now >= next_time:
                     log.info(

@@ -29,9 +29,9 @@ import pyarrow.csv as pacsv
 CHUNK_BYTES = 512 << 10
 # Arrow's streaming reader reads up to 32 blocks ahead of the batches it has returned (its
 # background reader's queue; not configurable from Python): 16 MiB of source bytes held at 512 KiB
-# blocks. Reads wait instead while this many blocks (4 MiB) are ahead of the consumer. A wait ends after
-# READ_AHEAD_WAIT seconds whatever happens, so a change in Arrow's internals can slow a parse
-# but never stall it.
+# blocks. Reads wait instead while this many blocks (4 MiB) are ahead of the consumer. A wait ends
+# after READ_AHEAD_WAIT seconds whatever happens, so a change in Arrow's internals can slow a
+# parse but never stall it.
 READ_AHEAD_BLOCKS = 8
 READ_AHEAD_WAIT = 1.0
 CR, LF, QUOTE = b"\r", b"\n", b'"'

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from subscription_exports import INCLUDE_DIR
 from subscription_exports.windows import Window
 
 log = logging.getLogger(__name__)
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "include" / "sql"
+SQL_DIR = INCLUDE_DIR / "sql"
 DIALECTS = ("postgres", "sqlite")
 PIPE_BUFFER = 1 << 20
 
