@@ -149,7 +149,9 @@ def test_connection_refused_is_retried(connect):
         port = sock.getsockname()[1]
     connect(f"http://127.0.0.1:{port}")
     exc, lines = check(destination())
-    assert_retried(exc, lines, f'EndpointConnectionError: Could not connect to the endpoint URL: "http://127.0.0.1:{port}/')
+    assert_retried(
+        exc, lines, f'EndpointConnectionError: Could not connect to the endpoint URL: "http://127.0.0.1:{port}/'
+    )
 
 
 def test_read_timeout_is_retried(proxy, connect):
