@@ -42,7 +42,8 @@ def default_args() -> dict[str, Any]:
     return {
         "retries": int(os.environ.get("SUBSCRIPTION_EXPORTS_RETRIES", "3")),
         "retry_delay": dt.timedelta(seconds=float(os.environ.get("SUBSCRIPTION_EXPORTS_RETRY_DELAY_SECONDS", "60"))),
-        "retry_exponential_backoff": True,
+        # A multiplier in Airflow 3.3 (True is 1.0, a constant delay): 2.0 doubles the delay each retry.
+        "retry_exponential_backoff": 2.0,
         "max_retry_delay": dt.timedelta(minutes=30),
     }
 
