@@ -142,16 +142,23 @@ holds the destination, bucket, key, rows, bytes, sha256 and the window. A **dry 
 `dry_run`) does steps 1 and 2 and logs, per table, `dry run: destination=... table=... window=...
 rows=... would write s3://...`: it writes no data object, no manifest and emits no Asset event.
 
-**Triage**: the cause is logged as one ERROR line before the task fails. Configuration and check
-errors fail at once (no retries); nothing was written:
+**Triage**: the cause is logged as one ERROR line before the task fails. Configuration errors and a
+refused check fail at once (no retries); nothing was written:
 
 * `... destination 'X': field '...': ...`: fix that field in the Variable or file;
 * `... destination 'X' is no longer configured`: it was removed after the run started; nothing to do;
 * `connection '...' is not defined`: add the `aws` connection (Admin → Connections or a secrets backend);
+* `cannot use the connection: Invalid endpoint` / `region_name`: fix the connection's extra;
 * `InvalidAccessKeyId` / `SignatureDoesNotMatch`: wrong key or secret in the connection;
 * `AccessDenied`: the key lacks `s3:ListBucket` / `s3:*Object` on the bucket (see README, least privilege);
 * `NoSuchBucket`: wrong bucket name (the exporter never creates buckets);
-* `EndpointConnectionError` / TLS errors: `endpoint_url`, `verify` in the connection's extra, network.
+* `SSLError` (certificate verify failed, wrong version number): `verify` or the scheme of `endpoint_url`.
+
+A check that meets an unreachable or busy store (`EndpointConnectionError`, `ConnectionClosedError`,
+timeouts, 5xx, `SlowDown` / `Throttling`) fails only this try, nothing written, and its line ends
+`the store is unreachable or busy, Airflow retries this task (try N of M)`: the retries (exponential
+backoff) run it again. If the last try's line says `no retries left`, clear this map index once the
+store answers; if it never does, check `endpoint_url` (host, port) and the network.
 
 Export errors leave no partial object (failed multipart uploads are aborted); files of tables
 exported before the failure are complete and are rewritten by the retry:
