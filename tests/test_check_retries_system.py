@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import pytest
 import reference as ref
 from airflow_cluster import Airflow, running_airflow
-from conftest import EXPORTER, list_keys, source_connection
+from conftest import EXPORTER, ROOT, list_keys, source_connection
 
 from devtools import airflow_env
 from devtools.faultproxy import FaultProxy
@@ -95,8 +96,15 @@ def expected(source_url) -> dict[str, bytes]:
     }
 
 
+BROKEN_TRANSFORM = "retry_test_transforms:drop_a_column"
+
+
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory, pg_database_factory, store, proxy, source_url) -> Iterator[Airflow]:
+    # A destination's transform that breaks the file's shape, importable by every component.
+    modules = tmp_path_factory.mktemp("transforms")
+    (modules / "retry_test_transforms.py").write_text("def drop_a_column(frame):\n    return frame.iloc[:, 1:]\n")
+
     def conn(endpoint_url: str, secret: str = EXPORTER.secret_key) -> str:
         return airflow_env.aws_connection_json(endpoint_url, EXPORTER.access_key, secret, config_kwargs=ATTEMPTS)
 
@@ -106,6 +114,7 @@ def airflow(tmp_path_factory, pg_database_factory, store, proxy, source_url) -> 
         expect_dags=[DAG_ID],
         AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE="False",  # only the runs this test triggers
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
+        PYTHONPATH=os.pathsep.join([str(ROOT / "plugins"), str(ROOT), str(modules)]),
         SUBSCRIPTION_EXPORTS_RETRIES=str(RETRIES),
         SUBSCRIPTION_EXPORTS_RETRY_DELAY_SECONDS="5",
         AIRFLOW_CONN_SUBSCRIPTION_SOURCE=source_connection(source_url),
@@ -130,9 +139,10 @@ def api(airflow: Airflow, path: str, **query: Any) -> Any:
 
 
 def export_tis(airflow: Airflow, run_id: str) -> dict[str, dict[str, Any]]:
-    """The run's export_tables map indexes as the UI lists them (REST API), by label."""
+    """The run's export_tables map indexes as the UI lists them (REST API), by destination name
+    (the label, without an index suffix such as " (#2)")."""
     listed = api(airflow, f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances", limit=100)["task_instances"]
-    return {ti["rendered_map_index"]: ti for ti in listed if ti["task_id"] == TASK}
+    return {(ti["rendered_map_index"] or "").split(" (#")[0]: ti for ti in listed if ti["task_id"] == TASK}
 
 
 def log_lines(airflow: Airflow, run_id: str, map_index: int, try_number: int) -> list[dict[str, Any]]:
@@ -191,16 +201,18 @@ def test_store_busy_at_the_check_is_retried_and_a_wrong_secret_fails_at_once(air
     """`flaky` meets 503 SlowDown at its check for two tries (both of botocore's attempts each time),
     then the store answers: the map index succeeds on its third try with the exact bytes. `wrong`
     (wrong secret) fails on its first try, with one ERROR line, and is not retried."""
-    set_destinations(airflow, dest("flaky", "via_proxy"), dest("wrong", "wrong_secret"))
+    reshaped = {**dest("reshaped", "direct"), "transform": BROKEN_TRANSFORM}
+    set_destinations(airflow, dest("flaky", "via_proxy"), dest("wrong", "wrong_secret"), reshaped)
     busy = proxy.fail(503, times=4, method="GET", query="list-type=2")  # the check's first request
     trigger(airflow, "busy_store")
     assert wait_run(airflow, "busy_store") == "failed"  # because of `wrong`; `flaky` recovered
 
     tis = export_tis(airflow, "busy_store")
-    assert {name: (ti["state"], ti["try_number"]) for name, ti in tis.items()} == {
+    assert {name: (ti["state"], ti["try_number"]) for name, ti in tis.items() if name != "reshaped"} == {
         "flaky": ("success", 3),
         "wrong": ("failed", 1),
     }, airflow.explain_runs(["busy_store"])
+    assert tis["reshaped"]["state"] == "failed"
     assert busy.applied == 4
     assert_exact(store, "flaky", expected)
     assert objects(store, "wrong") == {}
@@ -220,6 +232,15 @@ def test_store_busy_at_the_check_is_retried_and_a_wrong_secret_fails_at_once(air
     first_error = errors(wrong)[0]
     assert first_error.startswith(f"{where('wrong', 'wrong_secret')}: check failed: SignatureDoesNotMatch"), wrong
     assert "retries" not in first_error and "\n" not in first_error
+
+
+def test_a_broken_transform_names_its_destination_once(airflow):
+    """Point 6 of issue 20: the ERROR line of a failed transform named the destination twice."""
+    lines = log_lines(airflow, "busy_store", export_tis(airflow, "busy_store")["reshaped"]["map_index"], 1)
+    line = errors(lines)[0]
+    assert line.startswith(f"{where('reshaped', 'direct')}: s3://{BUCKET}/{key('reshaped', 'events')}: export failed: ")
+    assert f"TransformError: transform '{BROKEN_TRANSFORM}' must return the same columns in the same order" in line
+    assert line.count("'reshaped'") == 1, "the destination is named once"
 
 
 def test_the_export_log_reads_credentials_once_and_ends_with_a_sentence(airflow):

@@ -147,7 +147,8 @@ def test_a_transform_that_breaks_the_shape_fails_naming_the_destination(admin, t
     assert message.startswith(f"destination 'masked' (connection 'masking_s3', bucket '{BUCKET}'): s3://{BUCKET}/{KEY}")
     assert cause in message
     if function != "numbers":
-        assert f"transform 'broken_transforms:{function}' of destination 'masked'" in message
+        assert f"export failed: TransformError: transform 'broken_transforms:{function}' must return" in message
+    assert message.count("'masked'") == 1, "the destination is named once"
     assert admin.list_objects_v2(Bucket=BUCKET, Prefix="masked/").get("KeyCount", 0) == 0
 
 

@@ -47,12 +47,12 @@ def resolve(spec: str, include_dir: Path = INCLUDE_DIR) -> FrameFunction:
     return function
 
 
-def apply(function: FrameFunction, frame: pd.DataFrame, *, destination: str, spec: str) -> pd.DataFrame:
+def apply(function: FrameFunction, frame: pd.DataFrame, *, spec: str) -> pd.DataFrame:
     """``function(frame)``, checked to keep the file's columns in their order."""
     import pandas as pd
 
     result = function(frame)
-    where = f"transform {spec!r} of destination {destination!r}"
+    where = f"transform {spec!r}"  # the export's error line names the destination, connection and object
     if not isinstance(result, pd.DataFrame):
         raise TransformError(f"{where} returned a {type(result).__name__}, not a pandas DataFrame")
     got, want = [str(c) for c in result.columns], [str(c) for c in frame.columns]

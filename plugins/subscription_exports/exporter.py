@@ -160,7 +160,7 @@ def export_table(
             for batch in transform.grouped(chunks):
                 frame = transform.shape(batch, spec, options)
                 if custom is not None:
-                    frame = custom_transform.apply(custom, frame, destination=dest.name, spec=dest.transform)
+                    frame = custom_transform.apply(custom, frame, spec=dest.transform)
                 sink.write(transform.encode_rows(frame))
                 rows += len(frame)  # a destination's transform may drop rows
                 now = time.monotonic()

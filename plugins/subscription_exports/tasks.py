@@ -466,9 +466,13 @@ def export_tables(destination: str, window: dict[str, str], integration_id: str)
                         context, integration, table, dest, win, dialect, connection, client, reporter
                     )
             except Exception as exc:
-                # One line of our own naming destination and table; Airflow's traceback follows.
-                cause = str(exc) if isinstance(exc, exporter.ExportError) else f"{type(exc).__name__}: {exc}"
-                log.error("destination '%s': table '%s': %s", dest.name, table, " ".join(cause.split())[:1000])
+                # One line of our own naming destination and table (an ExportError's names them
+                # already: destination, connection, bucket and object); Airflow's traceback follows.
+                if isinstance(exc, exporter.ExportError):
+                    log.error("%s", " ".join(str(exc).split())[:1000])
+                else:
+                    cause = " ".join(f"{type(exc).__name__}: {exc}".split())[:1000]
+                    log.error("destination '%s': table '%s': %s", dest.name, table, cause)
                 raise
     finally:
         connection.close()
