@@ -3,11 +3,12 @@
 Every exception here comes from a real request: to a real SeaweedFS (wrong secret, unknown key,
 no permission, missing bucket, plain HTTP at an https:// URL), through devtools/faultproxy.py
 (503 SlowDown, 500 InternalError, 400 Throttling, a dropped connection, an answer that never
-comes), to a closed port (connection refused), or to a listening socket whose accept queue is
-full (the connect times out). The check runs through ``tasks._checked_client``, the function the
-export task calls, with the connection from ``AIRFLOW_CONN_*`` as in a deployment. The only
-stand-in is the task instance, whose try counters a real run provides (the system tests in
-tests/test_check_retries_system.py run the same through Airflow's scheduler).
+comes), to a closed port (connection refused), to a listening socket whose accept queue is full
+(the connect times out), or to a TLS server with an untrusted certificate. The check runs through
+``tasks._checked_client``, the function the export task calls, with the connection from
+``AIRFLOW_CONN_*`` as in a deployment. The only stand-in is the task instance, whose try counters
+a real run provides (the system tests in tests/test_check_retries_system.py run the same through
+Airflow's scheduler).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import ssl
+import threading
 import types
 import uuid
 from collections.abc import Iterator
@@ -26,6 +29,7 @@ from conftest import EXPORTER, MISSING_BUCKET
 
 from devtools import airflow_env
 from devtools.faultproxy import FaultProxy
+from devtools.tls import make_ca_and_server_cert
 from subscription_exports import s3, tasks
 from subscription_exports.config import validate_destination
 from subscription_exports.integrations import S3_EXPORT
@@ -241,6 +245,36 @@ def test_plain_http_at_an_https_endpoint_fails_at_once(seaweedfs, connect):
     assert_failed_at_once(exc, lines, lines[0])
     assert lines[0].startswith(f"{where()}: check failed: SSLError: SSL validation failed"), lines
     assert "wrong version number" in lines[0].lower(), lines
+
+
+def test_untrusted_certificate_fails_at_once(tmp_path, connect):
+    # A TLS server with a certificate of a private CA the client does not trust; the handshake is
+    # all that happens (the client refuses the certificate).
+    _ca, cert, key = make_ca_and_server_cert(tmp_path / "tls")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                conn, _ = server.accept()
+                with contextlib.suppress(OSError), conn, context.wrap_socket(conn, server_side=True):
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        connect(f"https://127.0.0.1:{server.getsockname()[1]}")
+        exc, lines = check(destination())
+    finally:
+        stop.set()
+        server.close()
+        thread.join(10)
+    assert_failed_at_once(exc, lines, lines[0])
+    assert lines[0].startswith(f"{where()}: check failed: SSLError: SSL validation failed"), lines
+    assert "CERTIFICATE_VERIFY_FAILED" in lines[0], lines
 
 
 @pytest.mark.parametrize(
