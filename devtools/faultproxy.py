@@ -16,7 +16,8 @@ sent) and can be programmed while it runs::
 Faults, each for the next ``times`` matching requests (after letting ``skip`` through):
 
 * ``fail(500)`` / ``fail(503)``: an S3 XML error (``InternalError`` / ``SlowDown``); the request
-  is read in full and not forwarded, the connection stays usable;
+  is read in full and not forwarded, the connection stays usable; ``fail(400, code="Throttling")``:
+  the same with another S3 error code and status;
 * ``drop()``: the request is read, not forwarded, and the connection is closed without an answer;
   ``drop(mid_response=True)``: the request *is* forwarded and processed by the server, but the
   connection is closed half-way through its answer (through the body, or the status line when
