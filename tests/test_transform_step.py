@@ -223,7 +223,8 @@ NON_TEXT: dict[str, tuple[Callable[[list[int]], pd.Series], str]] = {
                                                 dtype=pd.ArrowDtype(pa.decimal128(18, 4))),
                             "decimal128(18, 4)[pyarrow]"),
     "dictionary[pyarrow]": (lambda v: pd.Series(pd.arrays.ArrowExtensionArray(
-        pa.array([str(x) for x in v]).dictionary_encode())), "dictionary<values=string, indices=int32, ordered=0>[pyarrow]"),
+        pa.array([str(x) for x in v]).dictionary_encode())),
+        "dictionary<values=string, indices=int32, ordered=0>[pyarrow]"),
     "binary[pyarrow]": (lambda v: pd.Series([str(x).encode() for x in v], dtype=pd.ArrowDtype(pa.binary())),
                         "binary[pyarrow]"),
     "period[D]": (lambda v: pd.Series(pd.period_range("2026-03-07", periods=len(v), freq="D")), "period[D]"),

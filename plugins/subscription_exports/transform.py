@@ -294,7 +294,7 @@ def text_array(values: pd.Series) -> pa.ChunkedArray | None:
         arrow = values.array.__arrow_array__()  # the chunked array itself
     elif isinstance(dtype, pd.StringDtype):
         arrow = pa.array(values.array, type=pa.string())
-    elif dtype == object:
+    elif pd.api.types.is_object_dtype(dtype):
         array = values.to_numpy(dtype=object)
         missing = pd.isna(array)
         if pd.api.types.infer_dtype(array[~missing], skipna=False) not in ("string", "empty"):
@@ -311,7 +311,7 @@ def text_array(values: pd.Series) -> pa.ChunkedArray | None:
 
 def describe_dtype(values: pd.Series) -> str:
     """The column's dtype as a user reads it: ``double[pyarrow]``, ``int64``, ``object holding int``."""
-    if values.dtype != object:
+    if not pd.api.types.is_object_dtype(values.dtype):
         return str(values.dtype)
     present = values[~values.isna()]
     other = next((v for v in present if not isinstance(v, str)), None)
