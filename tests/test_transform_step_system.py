@@ -47,6 +47,7 @@ from subscription_exports.windows import day_window
 pytestmark = pytest.mark.system
 
 IOS = "com.acme.ios"
+ANDROID = "com.acme.android"  # the synthetic data gives Android apps advertising_id, android_id, android_app_set_id
 DAY = dt.date(2026, 3, 7)
 START = dt.datetime(2026, 3, 7, tzinfo=dt.UTC)
 BUCKET = "exports"
@@ -186,6 +187,8 @@ HMAC_KEY = "pseudonym-" + secrets.token_hex(24)
 DESTS = [
     {"name": "hmac", "folder": "step/hmac", "tables": ["events", "paywall_visits"],
      "transform": "export_transforms.privacy:hmac_device_ids", "transform_conn_id": "pseudonym_key"},
+    {"name": "hmac-android", "folder": "step/hmac-android", "tables": ["events"], "app_id": ANDROID,
+     "transform": "export_transforms.privacy:hmac_device_ids", "transform_conn_id": "pseudonym_key"},
     {"name": "hmac-no-key", "folder": "step/nokey", "tables": ["events"],
      "transform": "export_transforms.privacy:hmac_device_ids", "transform_conn_id": "no_such_key"},
     {"name": "numbers", "folder": "step/numbers", "tables": ["events"],
@@ -203,7 +206,7 @@ FAILING = {
 @pytest.fixture(scope="module")
 def day_db(pg_database_factory) -> str:
     return pg_database_factory(
-        apps=[IOS], start=DAY, days=1, rows_per_day=1500, seed=23, tables=["events", "paywall_visits"]
+        apps=[IOS, ANDROID], start=DAY, days=1, rows_per_day=1500, seed=23, tables=["events", "paywall_visits"]
     )
 
 
@@ -249,23 +252,29 @@ def pseudonymised(reference_csv: bytes, key: bytes) -> bytes:
 
 def test_the_keyed_step_writes_the_reference_with_hmac_of_the_device_ids(dag_run, day_db) -> None:
     src = ref.load_source(day_db)
-    window = {"app_id": IOS, "start": START, "end": START + dt.timedelta(days=1)}
-    events = ref.expected_events(src, event_types=set(S3_EXPORT.all_event_types), **window)
-    visits = ref.expected_paywall_visits(src, **window)
+    day = {"start": START, "end": START + dt.timedelta(days=1)}
+    all_types = set(S3_EXPORT.all_event_types)
+    events = {app: ref.expected_events(src, app_id=app, event_types=all_types, **day) for app in (IOS, ANDROID)}
     objects = dag_run["objects"]
-    expected = pseudonymised(events, HMAC_KEY.encode())
-    assert expected != events and len(expected.splitlines()) > 500
-    assert objects.get(key_of("step/hmac")) == expected, dag_run["logs"][-4000:]
-    # every identifier column of the table changed where it had a value, nothing else did
-    got = list(csv.reader(io.StringIO(objects[key_of("step/hmac")].decode(), newline="")))
-    plain = list(csv.reader(io.StringIO(events.decode(), newline="")))
+    files = {IOS: key_of("step/hmac"), ANDROID: key_of("step/hmac-android")}
+    for app, key in files.items():
+        expected = pseudonymised(events[app], HMAC_KEY.encode())
+        assert expected != events[app] and len(expected.splitlines()) > 100
+        assert objects.get(key) == expected, dag_run["logs"][-4000:]
+    # each of the six identifiers had values to pseudonymise, and every one of them changed
     for name in KEYED:
-        i = plain[0].index(name)
-        assert any(row[i] for row in plain[1:]), f"the reference has no {name} to pseudonymise"
-        assert all(g[i] != p[i] for g, p in zip(got[1:], plain[1:], strict=True) if p[i])
-    assert objects[key_of("step/hmac", "paywall_visits")] == visits  # no identifier columns: unchanged
-    assert objects[key_of("step/plain")] == events
-    for key in (key_of("step/hmac"), key_of("step/hmac", "paywall_visits"), key_of("step/plain")):
+        pairs = []
+        for app, key in files.items():
+            got = list(csv.reader(io.StringIO(objects[key].decode(), newline="")))
+            plain = list(csv.reader(io.StringIO(events[app].decode(), newline="")))
+            i = plain[0].index(name)
+            pairs += [(g[i], p[i]) for g, p in zip(got[1:], plain[1:], strict=True) if p[i]]
+        assert pairs, f"the reference has no {name} to pseudonymise"
+        assert all(g != p and re.fullmatch("[0-9a-f]{64}", g) for g, p in pairs), name
+    # paywall_visits has no identifier columns: unchanged; the destination without a step: the reference
+    assert objects[key_of("step/hmac", "paywall_visits")] == ref.expected_paywall_visits(src, app_id=IOS, **day)
+    assert objects[key_of("step/plain")] == events[IOS]
+    for key in (*files.values(), key_of("step/hmac", "paywall_visits"), key_of("step/plain")):
         manifest = json.loads(objects[key + ".manifest.json"])
         assert manifest["rows"] == len(list(csv.reader(io.StringIO(objects[key].decode(), newline="")))) - 1
         assert manifest["sha256"] == hashlib.sha256(objects[key]).hexdigest()
@@ -288,8 +297,8 @@ def test_the_key_is_in_no_log_line_object_or_file(dag_run) -> None:
 
 
 def error_lines(logs: str, name: str) -> list[str]:
-    """Log lines at ERROR level that mention destination ``name``."""
-    return [ln for ln in logs.splitlines() if re.search(r"\berror\b", ln, re.I) and f"'{name}'" in ln]
+    """Log lines at ERROR level (``[error    ]`` in `airflow dags test` output) that mention destination ``name``."""
+    return [ln for ln in logs.splitlines() if "[error" in ln and f"'{name}'" in ln]
 
 
 @pytest.mark.parametrize("name", sorted(FAILING))
@@ -298,8 +307,8 @@ def test_a_refused_step_fails_its_destination_alone_at_once_with_one_line(dag_ru
     assert dag_run["result"].returncode != 0
     cause = FAILING[name]
     assert cause.count(f"'{name}'") == 1
-    ours = [ln for ln in error_lines(logs, name) if cause in ln]
-    assert len(ours) == 1, f"expected one ERROR line with {cause!r}:\n" + "\n".join(error_lines(logs, name))
+    errors = error_lines(logs, name)
+    assert len(errors) == 1 and errors[0].split("[error    ] ")[1].startswith(cause + " ["), errors
     folder = next(d["folder"] for d in DESTS if d["name"] == name)
     assert [k for k in dag_run["objects"] if k.startswith(folder + "/")] == []
     assert dag_run["uploads"] == []
