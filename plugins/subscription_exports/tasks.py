@@ -150,6 +150,9 @@ errors fail at once (no retries); nothing was written:
 * `AccessDenied`: the key lacks `s3:ListBucket` / `s3:*Object` on the bucket (see README, least privilege);
 * `NoSuchBucket`: wrong bucket name (the exporter never creates buckets);
 * `EndpointConnectionError` / TLS errors: `endpoint_url`, `verify` in the connection's extra, network.
+* `transform '...' of destination 'X' ...`: the destination's own step returned columns that are not
+  the file's, or not text, or its `transform_conn_id` connection is missing: fix the step or add the
+  connection (not retried: the same step gives the same result).
 
 Export errors leave no partial object (failed multipart uploads are aborted); files of tables
 exported before the failure are complete and are rewritten by the retry:
