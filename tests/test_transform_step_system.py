@@ -349,3 +349,24 @@ def test_a_configuration_naming_a_connection_for_a_step_that_takes_none_is_refus
     for bad in ("has space", "", "a/b"):
         with pytest.raises(ConfigError, match="field 'transform_conn_id': not a valid Airflow connection id"):
             validate_destination({**raw, "transform_conn_id": bad}, S3_EXPORT, origin="o")
+
+
+def test_a_dry_run_checks_the_steps_connection(store) -> None:
+    dest = validate_destination(
+        {**PLANNED_DEST, "name": "dry", "transform": "export_transforms.privacy:hmac_device_ids",
+         "transform_conn_id": "no_such_key"},
+        S3_EXPORT, origin="test",
+    )  # fmt: skip
+    dialect, connection = source.connect("step_source")
+    try:
+        with pytest.raises(TransformError) as refused:
+            exporter.dry_run_table(
+                integration=S3_EXPORT, spec=S3_EXPORT.table("events"), dest=dest, window=day_window(DAY),
+                dialect=dialect, connection=connection,
+            )  # fmt: skip
+    finally:
+        connection.close()
+    assert str(refused.value) == (
+        "transform 'export_transforms.privacy:hmac_device_ids' of destination 'dry': connection 'no_such_key' "
+        "(transform_conn_id) is not defined; add it (Admin -> Connections or a secrets backend)"
+    )
