@@ -175,8 +175,19 @@ def test_the_issues_step_is_refused_naming_destination_step_column_and_dtype() -
         (lambda f: f.astype("string"), b"007,0.010\r\n,x\r\n"),
         (lambda f: f.astype(object), b"007,0.010\r\n,x\r\n"),
         (lambda f: f.assign(b=f["b"].str.upper()), b"007,0.010\r\n,X\r\n"),
+        (lambda f: f.replace("", np.nan), b"007,0.010\r\n,x\r\n"),
+        (lambda f: f.mask(f == ""), b"007,0.010\r\n,x\r\n"),
     ],
-    ids=["replace-None", "where-NaN", "astype-str", "astype-string", "astype-object", "str-upper"],
+    ids=[
+        "replace-None",
+        "where-NaN",
+        "astype-str",
+        "astype-string",
+        "astype-object",
+        "str-upper",
+        "replace-NaN",
+        "mask",
+    ],
 )
 def test_common_pandas_steps_keep_the_text(step, written: bytes) -> None:
     frame = pd.DataFrame({"a": pd.array(["007", ""], dtype=TEXT), "b": pd.array(["0.010", "x"], dtype=TEXT)})
