@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from subscription_exports import INCLUDE_DIR, custom_transform
 from subscription_exports.integrations import Integration
@@ -111,6 +111,8 @@ class Destination(BaseModel):
     range_key_template: str = DEFAULT_RANGE_KEY_TEMPLATE
     server_side_encryption: ServerSideEncryption | None = None
     transform: str | None = None  # "module:function", a pandas step per chunk (custom_transform.py)
+    # The Airflow connection a step reads its settings from (e.g. an HMAC key in its password).
+    transform_conn_id: str | None = Field(default=None, validate_default=True)
 
     @field_validator("name")
     @classmethod
@@ -174,7 +176,26 @@ class Destination(BaseModel):
     @classmethod
     def _transform(cls, v: str | None) -> str | None:
         if v is not None:
-            custom_transform.resolve(v)
+            custom_transform.takes_connection(custom_transform.resolve(v))  # importable, with a usable signature
+        return v
+
+    @field_validator("transform_conn_id")
+    @classmethod
+    def _transform_conn_id(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if "transform" not in info.data:  # the transform itself is invalid: reported on its own
+            return v
+        spec = info.data["transform"]
+        if v is not None and not _CONN_ID_RE.match(v):
+            raise ValueError("not a valid Airflow connection id")
+        if spec is None:
+            if v is not None:
+                raise ValueError("names the connection of a transform: set 'transform' too, or remove it")
+            return v
+        takes = custom_transform.takes_connection(custom_transform.resolve(spec))
+        if takes and v is None:
+            raise ValueError(f"transform {spec!r} reads its settings from a connection: name it here")
+        if takes is False and v is not None:
+            raise ValueError(f"transform {spec!r} takes no connection (def step(frame)); remove this field")
         return v
 
     # -- derived ---------------------------------------------------------------

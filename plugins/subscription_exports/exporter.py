@@ -121,6 +121,8 @@ def dry_run_table(
 ) -> DryRunResult:
     """What `export_table` would write (key, manifest key, row count), writing nothing."""
     key = object_key(dest, spec.name, window)
+    if dest.transform and dest.transform_conn_id:  # the step's connection must exist for the real run
+        custom_transform.step_connection(dest.transform_conn_id, destination=dest.name, spec=dest.transform)
     sql, params = source_query(integration, spec, dest, window, dialect)
     rows = source.count_rows(dialect, connection, sql, params)
     return DryRunResult(dest.name, spec.name, window.label, dest.bucket_name, key, key + MANIFEST_SUFFIX, rows)
@@ -145,7 +147,13 @@ def export_table(
     key = object_key(dest, spec.name, window)
     options = shape_options(integration, spec, dest)
     sql, params = source_query(integration, spec, dest, window, dialect)
-    custom = custom_transform.resolve(dest.transform) if dest.transform else None
+    # The step (and the connection it reads, at run time) before anything is written: a step that
+    # cannot run fails the export with one line and leaves the bucket as it was.
+    custom = (
+        custom_transform.prepare(dest.transform, destination=dest.name, conn_id=dest.transform_conn_id)
+        if dest.transform
+        else None
+    )
     header = spec.header(with_attributes=options.with_attributes)
 
     upload_kw: dict[str, Any] = {"part_size": part_size} if part_size else {}
@@ -160,7 +168,7 @@ def export_table(
             for batch in transform.grouped(chunks):
                 frame = transform.shape(batch, spec, options)
                 if custom is not None:
-                    frame = custom_transform.apply(custom, frame, spec=dest.transform)
+                    frame = custom_transform.apply(custom, frame, destination=dest.name, spec=dest.transform)
                 sink.write(transform.encode_rows(frame))
                 rows += len(frame)  # a destination's transform may drop rows
                 now = time.monotonic()
@@ -177,8 +185,8 @@ def export_table(
         sink.commit(before_visible=lambda: client.delete_object(Bucket=dest.bucket_name, Key=key + MANIFEST_SUFFIX))
     except BaseException as exc:
         sink.abort()
-        if not isinstance(exc, Exception):
-            raise
+        if not isinstance(exc, Exception) or isinstance(exc, custom_transform.TransformError):
+            raise  # a step's one line already names the destination and the step: not retried
         raise ExportError(f"{_where(dest, key)}: export failed: {_cause(exc)}") from exc
     result = ExportResult(
         destination=dest.name,

@@ -152,7 +152,10 @@ refused check fail at once (no retries); nothing was written:
 * `InvalidAccessKeyId` / `SignatureDoesNotMatch`: wrong key or secret in the connection;
 * `AccessDenied`: the key lacks `s3:ListBucket` / `s3:*Object` on the bucket (see README, least privilege);
 * `NoSuchBucket`: wrong bucket name (the exporter never creates buckets);
-* `SSLError` (certificate verify failed, wrong version number): `verify` or the scheme of `endpoint_url`.
+* `SSLError` (certificate verify failed, wrong version number): `verify` or the scheme of `endpoint_url`;
+* `transform '...' of destination 'X' ...`: the destination's own step returned columns that are not
+  the file's, or not text, or its `transform_conn_id` connection is missing: fix the step or add the
+  connection (not retried: the same step gives the same result).
 
 A check that meets an unreachable or busy store (`EndpointConnectionError`, `ConnectionClosedError`,
 timeouts, 5xx, `SlowDown` / `Throttling`) fails only this try, nothing written, and its line ends
@@ -417,12 +420,14 @@ def export_tables(destination: str, window: dict[str, str], integration_id: str)
     """Validate, check and export one destination (read as it is now); one summary line and one
     Asset event per table. Returns only {destination, window, rows per table} (dry_run: true on dry runs)."""
     started = time.monotonic()
-    from subscription_exports import config, exporter, keys, lineage, source
+    # The label first: Airflow renders map_index_template from this context when the task ends, also
+    # when it fails, so the map index shows the destination's name whatever fails below.
+    context = get_current_context()
+    _label(context, destination)
+    from subscription_exports import config, custom_transform, exporter, keys, lineage, source
     from subscription_exports.windows import Window
 
     marks = {"imports": time.monotonic()}
-    context = get_current_context()
-    _label(context, destination)
     dry_run = bool(context["params"].get("dry_run"))
     # Airflow emits an event of every outlet asset when the task succeeds, reading the outlets at
     # that moment: none until this destination's tables are known, none at all on a dry run.
@@ -465,14 +470,18 @@ def export_tables(destination: str, window: dict[str, str], integration_id: str)
                     rows[table] = _export_table(
                         context, integration, table, dest, win, dialect, connection, client, reporter
                     )
+            except custom_transform.TransformError as exc:
+                # The destination's step returned what cannot be the file, or cannot run: the same
+                # step on the same rows gives the same result, so no retry. Nothing of this table was written.
+                _fail(str(exc))
             except Exception as exc:
-                # One line of our own naming destination and table (an ExportError's names them
-                # already: destination, connection, bucket and object); Airflow's traceback follows.
+                # One line of our own naming destination and table (an ExportError's names both, with
+                # connection, bucket and key); Airflow's traceback follows.
                 if isinstance(exc, exporter.ExportError):
                     log.error("%s", " ".join(str(exc).split())[:1000])
                 else:
-                    cause = " ".join(f"{type(exc).__name__}: {exc}".split())[:1000]
-                    log.error("destination '%s': table '%s': %s", dest.name, table, cause)
+                    cause = f"{type(exc).__name__}: {exc}"
+                    log.error("destination '%s': table '%s': %s", dest.name, table, " ".join(cause.split())[:1000])
                 raise
     finally:
         connection.close()

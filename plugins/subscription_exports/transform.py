@@ -277,23 +277,59 @@ def encode_header(names: list[str]) -> bytes:
     return (",".join(names) + LINE_END).encode("utf-8")
 
 
+def text_array(values: pd.Series) -> pa.ChunkedArray | None:
+    """The column as Arrow ``string``, or None when it is not text.
+
+    Text is ``pd.ArrowDtype(pa.string())`` (shared, not copied) or ``large_string``, pandas'
+    ``string`` / ``str`` dtypes (either storage, either missing-value marker), or ``object``
+    holding only ``str`` and missing values. Every missing value (``None``, ``NaN``, ``pd.NA``,
+    ``NaT``) becomes null, i.e. an empty field. Nothing else is converted: a number, date or
+    category cast to text here would be written in pandas' or Arrow's rendering (``1.2e+10``,
+    ``7`` for ``007``), not as the source wrote it.
+    """
+    dtype = values.dtype
+    if isinstance(dtype, pd.ArrowDtype):
+        if dtype.pyarrow_dtype not in (pa.string(), pa.large_string()):
+            return None
+        arrow = values.array.__arrow_array__()  # the chunked array itself
+    elif isinstance(dtype, pd.StringDtype):
+        arrow = pa.array(values.array, type=pa.string())
+    elif pd.api.types.is_object_dtype(dtype):
+        array = values.to_numpy(dtype=object)
+        missing = pd.isna(array)
+        if pd.api.types.infer_dtype(array[~missing], skipna=False) not in ("string", "empty"):
+            return None
+        if missing.any():
+            array = array.copy()
+            array[missing] = None
+        arrow = pa.array(array, type=pa.string())
+    else:
+        return None
+    chunked = arrow if isinstance(arrow, pa.ChunkedArray) else pa.chunked_array([arrow])
+    return chunked if chunked.type == pa.string() else chunked.cast(pa.string())
+
+
+def describe_dtype(values: pd.Series) -> str:
+    """The column's dtype as a user reads it: ``double[pyarrow]``, ``int64``, ``object holding int``."""
+    if not pd.api.types.is_object_dtype(values.dtype):
+        return str(values.dtype)
+    present = values[~values.isna()]
+    other = next((v for v in present if not isinstance(v, str)), None)
+    return f"object holding {type(other).__name__}" if other is not None else "object"
+
+
 def text_columns(frame: pd.DataFrame) -> list[pa.ChunkedArray]:
     """The frame's columns as Arrow text, without copying pyarrow-backed ones.
 
-    Raises ``TypeError`` naming the column when a column is not text (e.g. numbers from a
-    destination's transform).
+    Raises ``TypeError`` naming the column when a column is not text (``text_array``): the
+    exporter never casts a column to text, it writes text it was given.
     """
     columns = []
     for name, values in frame.items():
-        array = values.array
-        if isinstance(array, pd.arrays.ArrowExtensionArray) and array.dtype == TEXT:
-            columns.append(array.__arrow_array__())  # the chunked array itself
-            continue
-        try:
-            converted = pa.array(values, type=pa.string(), from_pandas=True)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-            raise TypeError(f"column '{name}' is not text ({values.dtype}): {exc}") from None
-        columns.append(converted if isinstance(converted, pa.ChunkedArray) else pa.chunked_array([converted]))
+        arrow = text_array(values)
+        if arrow is None:
+            raise TypeError(f"column '{name}' is {describe_dtype(values)}, not text")
+        columns.append(arrow)
     return columns
 
 
