@@ -5,8 +5,9 @@ the setting is raised, and measures what sizes a deployment, per destination at 
 tables: the fixed costs, not the data):
 
 * wall time of the run; per `export_tables` map index: queue wait, task duration, and the phases of
-  the task body from its ``timings`` log line (imports, config = read/validate/key check, check =
-  S3 client + write probe, export = source connection + every table); task start = duration - body;
+  the task body from its last log line (``destination ... done in ...``: imports, config =
+  read/validate/key check, check = S3 client + write probe, export = source connection + every
+  table); task start = duration - body;
 * CPU seconds of each Airflow component's process tree during the run (scheduler itself, executor
   workers with the task processes, api-server, dag-processor) -> per destination, and destinations
   per hour per worker core;
@@ -45,8 +46,11 @@ BUCKET = "scale"
 IDENTITY = Identity(
     "scale", "SCALEKEY000000000001", "scale-secret-value", [f"{v}:{BUCKET}" for v in ("Read", "Write", "List")]
 )
+# export_tables' last line (tasks._log_timings), e.g. "destination d-1 done in 0.412 s: imports 0.101 s,
+# configuration 0.020 s, destination check 0.051 s, export 0.240 s".
 TIMINGS = re.compile(
-    r"timings destination=(\S+) imports=([\d.]+) config=([\d.]+) check=([\d.]+) export=([\d.]+) body=([\d.]+)"
+    r"destination (?P<destination>\S+) done in (?P<body>[\d.]+) s: imports (?P<imports>[\d.]+) s, "
+    r"configuration (?P<config>[\d.]+) s, destination check (?P<check>[\d.]+) s, export (?P<export>[\d.]+) s"
 )
 
 
@@ -235,9 +239,7 @@ def main() -> int:
             index = re.search(r"map_index=(\d+)", str(path))
             if not match or not index:
                 continue
-            values = dict(
-                zip(("imports", "config", "check", "export", "body"), map(float, match.groups()[1:]), strict=True)
-            )
+            values = {k: float(match[k]) for k in ("imports", "config", "check", "export", "body")}
             for key, value in values.items():
                 phases[key].append(value)
             phases["start"].append(durations.get(int(index.group(1)), 0.0) - values["body"])

@@ -16,7 +16,8 @@ sent) and can be programmed while it runs::
 Faults, each for the next ``times`` matching requests (after letting ``skip`` through):
 
 * ``fail(500)`` / ``fail(503)``: an S3 XML error (``InternalError`` / ``SlowDown``); the request
-  is read in full and not forwarded, the connection stays usable;
+  is read in full and not forwarded, the connection stays usable; ``fail(400, code="Throttling")``:
+  the same with another S3 error code and status;
 * ``drop()``: the request is read, not forwarded, and the connection is closed without an answer;
   ``drop(mid_response=True)``: the request *is* forwarded and processed by the server, but the
   connection is closed half-way through its answer (through the body, or the status line when
@@ -50,6 +51,9 @@ ERRORS = {
     500: ("Internal Server Error", "InternalError", "We encountered an internal error. Please try again."),
     503: ("Slow Down", "SlowDown", "Please reduce your request rate."),
 }
+# Any other S3-style error, with its own code: fail(400, code="Throttling").
+REASONS = {400: "Bad Request", 429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
+           503: "Service Unavailable", 504: "Gateway Timeout"}  # fmt: skip
 MAX_HEAD = 64 * 1024
 
 
@@ -78,6 +82,7 @@ class Rule:
     times: int | None = 1
     skip: int = 0
     status: int = 500
+    code: str | None = None  # the S3 error code of an "error" rule, if not ERRORS[status]'s
     down_seconds: float | None = None
     down_until: Match | None = None
     down_until_times: int = 1
@@ -255,12 +260,14 @@ class FaultProxy:
 
     def fail(
         self, status: int = 500, *, times: int | None = 1, skip: int = 0, method: str | None = None,
-        query: str | None = None, path: str | None = None,
+        query: str | None = None, path: str | None = None, code: str | None = None,
     ) -> Rule:  # fmt: skip
-        """Answer matching requests with 500 InternalError or 503 SlowDown (S3 XML error bodies)."""
-        if status not in ERRORS:
-            raise ValueError(f"status must be one of {sorted(ERRORS)}")
-        return self._add(Rule("error", Match(method, query, path), times=times, skip=skip, status=status))
+        """Answer matching requests with 500 InternalError or 503 SlowDown (S3 XML error bodies), or
+        with the S3 error ``code`` and a status of REASONS (e.g. ``fail(400, code="Throttling")``)."""
+        if (status not in ERRORS) if code is None else (status not in REASONS):
+            raise ValueError(f"status must be one of {sorted(ERRORS if code is None else REASONS)}")
+        rule = Rule("error", Match(method, query, path), times=times, skip=skip, status=status, code=code)
+        return self._add(rule)
 
     def drop(
         self, *, times: int | None = 1, skip: int = 0, mid_response: bool = False, method: str | None = None,
@@ -405,7 +412,7 @@ class FaultProxy:
                 rule = decision if isinstance(decision, Rule) else None
                 if rule is not None and rule.action == "error":
                     self._record(method, path, query, f"fault {rule.status}", headers, conn_id)
-                    sock.sendall(self._error_response(rule.status, method, path))
+                    sock.sendall(self._error_response(rule.status, method, path, rule.code))
                     continue
                 if rule is not None and rule.action == "drop":
                     self._record(method, path, query, "dropped", headers, conn_id)
@@ -468,8 +475,11 @@ class FaultProxy:
         cut = len(head) + len(body) // 2 if body else max(1, head.index(b"\r\n") // 2)
         return head + body, cut, status, close
 
-    def _error_response(self, status: int, method: str, path: str) -> bytes:
-        reason, code, message = ERRORS[status]
+    def _error_response(self, status: int, method: str, path: str, code: str | None = None) -> bytes:
+        if code is None:
+            reason, code, message = ERRORS[status]
+        else:
+            reason, message = REASONS[status], f"{code} (injected by faultproxy)."
         request_id = f"faultproxy{next(self._request_ids):08d}"
         body = (
             '<?xml version="1.0" encoding="UTF-8"?>\n'

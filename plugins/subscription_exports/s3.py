@@ -34,6 +34,11 @@ class DestinationError(RuntimeError):
     """A destination cannot be used; the message names destination, connection and bucket."""
 
 
+class DestinationUnavailable(DestinationError):
+    """The destination check met an error that may pass (store unreachable, 5xx, throttling): the
+    task fails this try and Airflow retries it."""
+
+
 def error_code(exc: BaseException) -> str:
     """The store's error code (e.g. SignatureDoesNotMatch), or a short description of a transport error."""
     response = getattr(exc, "response", None)
@@ -58,6 +63,7 @@ def s3_client(conn_id: str) -> Any:
     conn = BaseHook.get_connection(conn_id)
     if conn.conn_type not in S3_CONN_TYPES:
         raise ValueError(f"connection '{conn_id}' has type '{conn.conn_type}', expected 'aws'")
+    # One hook: each hook reads the connection's credentials once and logs "credentials retrieved".
     hook = S3Hook(aws_conn_id=conn_id)
     # Retries with exponential backoff for throttling/5xx/dropped connections unless the
     # connection says otherwise; explicit config_kwargs in the extra win.
@@ -67,9 +73,45 @@ def s3_client(conn_id: str) -> Any:
         read_timeout=120,
         tcp_keepalive=True,
     )
-    configured = hook.conn_config.botocore_config
-    config = defaults.merge(configured) if configured else defaults
-    return S3Hook(aws_conn_id=conn_id, config=config).get_conn()
+    wrapper = hook.conn_config  # the connection as the hook reads it (cached): its config is the client's
+    configured = wrapper.botocore_config
+    wrapper.botocore_config = defaults.merge(configured) if configured else defaults
+    return hook.get_conn()
+
+
+# Answers worth another try later: throttling (botocore's list of throttling codes, which it
+# already retries within a call) and transient server errors, by code or HTTP status.
+THROTTLING_CODES = frozenset(
+    {"SlowDown", "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+     "TooManyRequestsException", "RequestLimitExceeded", "BandwidthLimitExceeded", "RequestThrottled",
+     "ProvisionedThroughputExceededException", "LimitExceededException", "EC2ThrottledException"}
+)  # fmt: skip
+TRANSIENT_CODES = frozenset(
+    {"InternalError", "ServiceUnavailable", "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete"}
+)
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+# TLS errors that no retry fixes: an untrusted certificate, or plain HTTP at an https:// endpoint.
+PERMANENT_TLS = ("certificate verify failed", "wrong version number", "hostname mismatch")
+
+
+def transient(exc: BaseException) -> bool:
+    """Whether retrying later can help: the store unreachable or timing out, a dropped connection,
+    a 5xx answer or throttling. False for everything retrying cannot fix: credentials
+    (InvalidAccessKeyId, SignatureDoesNotMatch), permissions (AccessDenied), a missing bucket,
+    invalid settings (endpoint, region, parameters), an untrusted TLS certificate."""
+    from botocore.exceptions import ClientError, HTTPClientError, SSLError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return code in THROTTLING_CODES or code in TRANSIENT_CODES or status in TRANSIENT_STATUSES
+    if isinstance(exc, SSLError):
+        text = str(exc).lower()
+        return not any(marker in text for marker in PERMANENT_TLS)
+    # EndpointConnectionError, ConnectTimeoutError, ProxyConnectionError, ConnectionClosedError,
+    # ReadTimeoutError, ResponseStreamingError.
+    return isinstance(exc, BotoConnectionError | HTTPClientError)
 
 
 def check_destination(client: Any, *, bucket: str, prefix: str) -> None:

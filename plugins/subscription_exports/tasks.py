@@ -37,11 +37,13 @@ log = logging.getLogger(__name__)
 
 def default_args() -> dict[str, Any]:
     """Retries with exponential backoff. ``SUBSCRIPTION_EXPORTS_RETRIES`` (environment, read at parse
-    time like any Airflow setting) changes the count, e.g. 0 for `airflow dags test` in CI."""
+    time like any Airflow setting) changes the count, e.g. 0 for `airflow dags test` in CI;
+    ``SUBSCRIPTION_EXPORTS_RETRY_DELAY_SECONDS`` the first delay (default 60, doubling each retry)."""
     return {
         "retries": int(os.environ.get("SUBSCRIPTION_EXPORTS_RETRIES", "3")),
-        "retry_delay": dt.timedelta(minutes=1),
-        "retry_exponential_backoff": True,
+        "retry_delay": dt.timedelta(seconds=float(os.environ.get("SUBSCRIPTION_EXPORTS_RETRY_DELAY_SECONDS", "60"))),
+        # A multiplier in Airflow 3.3 (True is 1.0, a constant delay): 2.0 doubles the delay each retry.
+        "retry_exponential_backoff": 2.0,
         "max_retry_delay": dt.timedelta(minutes=30),
     }
 
@@ -140,19 +142,26 @@ holds the destination, bucket, key, rows, bytes, sha256 and the window. A **dry 
 `dry_run`) does steps 1 and 2 and logs, per table, `dry run: destination=... table=... window=...
 rows=... would write s3://...`: it writes no data object, no manifest and emits no Asset event.
 
-**Triage**: the cause is logged as one ERROR line before the task fails. Configuration and check
-errors fail at once (no retries); nothing was written:
+**Triage**: the cause is logged as one ERROR line before the task fails. Configuration errors and a
+refused check fail at once (no retries); nothing was written:
 
 * `... destination 'X': field '...': ...`: fix that field in the Variable or file;
 * `... destination 'X' is no longer configured`: it was removed after the run started; nothing to do;
 * `connection '...' is not defined`: add the `aws` connection (Admin → Connections or a secrets backend);
+* `cannot use the connection: Invalid endpoint` / `region_name`: fix the connection's extra;
 * `InvalidAccessKeyId` / `SignatureDoesNotMatch`: wrong key or secret in the connection;
 * `AccessDenied`: the key lacks `s3:ListBucket` / `s3:*Object` on the bucket (see README, least privilege);
 * `NoSuchBucket`: wrong bucket name (the exporter never creates buckets);
-* `EndpointConnectionError` / TLS errors: `endpoint_url`, `verify` in the connection's extra, network.
+* `SSLError` (certificate verify failed, wrong version number): `verify` or the scheme of `endpoint_url`;
 * `transform '...' of destination 'X' ...`: the destination's own step returned columns that are not
   the file's, or not text, or its `transform_conn_id` connection is missing: fix the step or add the
   connection (not retried: the same step gives the same result).
+
+A check that meets an unreachable or busy store (`EndpointConnectionError`, `ConnectionClosedError`,
+timeouts, 5xx, `SlowDown` / `Throttling`) fails only this try, nothing written, and its line ends
+`the store is unreachable or busy, Airflow retries this task (try N of M)`: the retries (exponential
+backoff) run it again. If the last try's line says `no retries left`, clear this map index once the
+store answers; if it never does, check `endpoint_url` (host, port) and the network.
 
 Export errors leave no partial object (failed multipart uploads are aborted); files of tables
 exported before the failure are complete and are rewritten by the retry:
@@ -238,7 +247,9 @@ def dry_run_params() -> dict[str, Param]:
     return {
         "dry_run": Param(
             False,
-            type="boolean",
+            # "null" too: Airflow's trigger form marks a param "required" (asterisk) unless its type
+            # allows null; it still renders a checkbox (the first non-null type) and sends true/false.
+            type=["boolean", "null"],
             title="Dry run (write nothing)",
             description="Resolve the window, validate and check every destination, and log per destination the "
             "keys and row counts it would write; no data object, no manifest and no Asset event is written.",
@@ -347,9 +358,14 @@ def _label(context: Any, dest_name: str) -> None:
     context["destination_name"] = dest_name
 
 
-def _checked_client(dest: Any) -> Any:
-    """An S3 client for the destination, after proving the bucket reachable and the prefix writable;
-    fails at once naming destination, connection id, bucket and the store's error code."""
+def _checked_client(dest: Any, ti: Any = None) -> Any:
+    """An S3 client for the destination, after proving the bucket reachable and the prefix writable.
+
+    One ERROR line names destination, connection id, bucket and the store's error code. What
+    retrying cannot fix (credentials, permissions, a missing bucket, invalid settings) fails at once;
+    an unreachable or busy store (connection errors, timeouts, 5xx, throttling) fails this try with
+    ``DestinationUnavailable`` so the task's retries apply. ``ti`` (the running task instance) only
+    adds the try numbers to the line."""
     from subscription_exports import s3
 
     where = f"destination '{dest.name}' (connection '{dest.conn_id}', bucket '{dest.bucket_name}')"
@@ -360,9 +376,25 @@ def _checked_client(dest: Any) -> Any:
     try:
         s3.check_destination(client, bucket=dest.bucket_name, prefix=dest.prefix)
     except Exception as exc:
-        _fail(f"{where}: check failed: {s3.error_code(exc)}")
+        cause = f"{where}: check failed: {s3.error_code(exc)}"
+        if not s3.transient(exc):
+            _fail(cause)
+        message = f"{cause}; the store is unreachable or busy, {_retry_outlook(ti)}"
+        log.error("%s", message)
+        raise s3.DestinationUnavailable(message) from None
     log.info("%s: bucket reachable, prefix '%s' writable", where, dest.prefix)
     return client
+
+
+def _retry_outlook(ti: Any) -> str:
+    """What happens after a retryable failure of this try, from Airflow's try counters."""
+    try_number, max_tries = getattr(ti, "try_number", None), getattr(ti, "max_tries", None)
+    if not isinstance(try_number, int) or not isinstance(max_tries, int):
+        return "Airflow retries this task if it has retries left"
+    tries = f"try {try_number} of {max(max_tries + 1, try_number)}"
+    if try_number <= max_tries:
+        return f"Airflow retries this task ({tries})"
+    return f"no retries left ({tries}): clear this map index once the store answers"
 
 
 def _conn_undefined(exc: Exception) -> bool:
@@ -414,7 +446,7 @@ def export_tables(destination: str, window: dict[str, str], integration_id: str)
             _fail(clashes[0].message())
     win = Window.from_dict(window)
     marks["config"] = time.monotonic()
-    client = _checked_client(dest)
+    client = _checked_client(dest, context["ti"])
     marks["check"] = time.monotonic()
     try:
         dialect, connection = source.connect(own.source_conn_id)
@@ -460,11 +492,15 @@ def export_tables(destination: str, window: dict[str, str], integration_id: str)
 
 def _log_timings(name: str, started: float, marks: dict[str, float]) -> None:
     """One line with the seconds of each phase of this map index's body (sizing; `make bench-scale` reads it)."""
-    parts, last = [], started
+    phases, last = [], started
     for phase, at in marks.items():
-        parts.append(f"{phase}={at - last:.3f}")
+        phases.append(f"{TIMED_PHASES.get(phase, phase)} {at - last:.3f} s")
         last = at
-    log.info("timings destination=%s %s body=%.3f", name, " ".join(parts), last - started)
+    log.info("destination %s done in %.3f s: %s", name, last - started, ", ".join(phases))
+
+
+# The phases of export_tables' body, as its last log line names them (devtools/bench_scale.py parses it).
+TIMED_PHASES = {"imports": "imports", "config": "configuration", "check": "destination check", "export": "export"}
 
 
 def _dry_run_table(integration: Any, table: str, dest: Any, win: Any, dialect: str, connection: Any) -> int:
