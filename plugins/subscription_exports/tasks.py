@@ -499,7 +499,7 @@ def _log_timings(name: str, started: float, marks: dict[str, float]) -> None:
     log.info("destination %s done in %.3f s: %s", name, last - started, ", ".join(phases))
 
 
-# The phases of export_tables' body, as its last log line names them (devtools/bench_scale.py parses it).
+# The phases of export_tables' body, as its last log line names them (`make bench-scale` parses it).
 TIMED_PHASES = {"imports": "imports", "config": "configuration", "check": "destination check", "export": "export"}
 
 
