@@ -268,11 +268,12 @@ def test_restriction_latest_before_start() -> None:
     ("run_after", "expected"),
     [
         (day(2026, 3, 7), (2026, 3, 7)),  # midnight: that day (`airflow dags test DAG 2026-03-07`)
-        (day(2026, 3, 7, 10), (2026, 3, 6)),  # after 04:00: the previous day
-        (day(2026, 3, 7, 4), (2026, 3, 6)),  # exactly 04:00: the previous day is due
-        (day(2026, 3, 7, 3), (2026, 3, 5)),  # before 04:00: yesterday's run time has not passed
+        (day(2026, 3, 7, 10), (2026, 3, 7)),  # any time of day: that UTC day (the UI keeps the time)
+        (day(2026, 3, 7, 22), (2026, 3, 7)),
+        (pendulum.datetime(2026, 3, 7, 23, 59, 59, tz="UTC"), (2026, 3, 7)),
         (pendulum.datetime(2026, 3, 7, 1, tz="Europe/Berlin"), (2026, 3, 7)),  # = 2026-03-07 00:00 UTC
-        (pendulum.datetime(2026, 3, 7, 8, tz="America/New_York"), (2026, 3, 6)),  # = 13:00 UTC
+        (pendulum.datetime(2026, 3, 7, 0, 30, tz="Europe/Berlin"), (2026, 3, 6)),  # = 2026-03-06 23:30 UTC
+        (pendulum.datetime(2026, 3, 7, 8, tz="America/New_York"), (2026, 3, 7)),  # = 13:00 UTC
     ],
 )
 def test_infer_manual_data_interval(run_after: DateTime, expected: tuple[int, int, int]) -> None:
@@ -314,9 +315,8 @@ def test_run_at_other_than_0400() -> None:
     assert_run_for(info, 2026, 3, 7, run_at=dt.time(6, 30))
     assert info.run_after == day(2026, 3, 8, 6, 30)
     assert "06:30" in tt.summary
-    # Its manual inference and "latest due day" move with it.
-    assert tt.infer_manual_data_interval(run_after=day(2026, 3, 8, 6, 0)) == interval(2026, 3, 6)
-    assert tt.infer_manual_data_interval(run_after=day(2026, 3, 8, 6, 30)) == interval(2026, 3, 7)
+    # Its "latest due day" moves with it; a manual logical date names its own day whatever run_at is.
+    assert tt.infer_manual_data_interval(run_after=day(2026, 3, 8, 6, 0)) == interval(2026, 3, 8)
     # Clock mocked (see `clock`): 06:29 is before the 06:30 run time, 06:30 is not.
     for now, expected in ((day(2026, 5, 10, 6, 29), (2026, 5, 8)), (day(2026, 5, 10, 6, 30), (2026, 5, 9))):
         with clock(now):

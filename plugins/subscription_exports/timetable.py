@@ -18,8 +18,11 @@ Run ids name the exported day (what Airflow 3.3 lets a timetable decide):
   still creates no run before D+1 ``run_at``: a ``run_after`` in the past only ever belongs to a
   day whose run time has passed. One exception: a backfill of yesterday created before today's
   ``run_at`` gets ``run_after`` = today ``run_at``, waits for it, and is named by it.
-* manual runs keep Airflow's ids (``manual__<trigger time>``, or the caller's ``--run-id``); the
-  listener in ``notes.py`` writes their window into the run's note.
+* manual runs keep Airflow's ids (``manual__<trigger time>``, or the caller's ``--run-id``): Airflow
+  3.3 asks ``generate_run_id`` for REST/UI triggers, but without the run's conf (a ``date_from``/
+  ``date_to`` range or ``dry_run`` cannot show) and, for ``airflow dags trigger --logical-date``, with
+  a data interval inferred from the trigger time instead of the logical date; a day in the id would
+  then be wrong. The listener in ``notes.py`` writes their window into the run's note instead.
 """
 
 from __future__ import annotations
@@ -81,13 +84,14 @@ class CalendarDayTimetable(Timetable):
         return super().generate_run_id(run_type=run_type, run_after=run_after, data_interval=data_interval, **extra)
 
     def infer_manual_data_interval(self, *, run_after: DateTime) -> DataInterval:
-        """A logical date at midnight means that day (``airflow dags test s3_export 2026-03-07``
-        exports 2026-03-07); any other moment means the last day whose scheduled run time has passed."""
-        moment = run_after.in_timezone(UTC)
-        if moment == _day_start(moment):
-            day = moment
-        else:
-            day = _day_start(moment - self._delay).subtract(days=1)
+        """The UTC day of a manual run's logical date, whatever its time of day: the UI's date picker
+        keeps the current time, so picking November 22 gives ``2026-11-22T22:00Z``, which means the
+        22nd (``windows.manual_day`` decides the exported day the same way, from the logical date).
+
+        Airflow 3.3 passes the logical date here for REST/UI triggers and ``airflow dags test``, but the
+        trigger time for ``airflow dags trigger --logical-date`` (``api/common/trigger_dag.py``): the
+        export never relies on this interval for a manual run that has a logical date."""
+        day = _day_start(run_after)
         return DataInterval(day, day.add(days=1))
 
     def next_dagrun_info(
