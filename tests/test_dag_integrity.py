@@ -9,11 +9,13 @@ import os
 import re
 import subprocess
 import sys
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from subscription_exports.tasks import MAP_INDEX_TEMPLATE
 from subscription_exports.timetable import CalendarDayTimetable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -219,9 +221,20 @@ def test_export_task_outlets_docs_and_concurrency(dagbag, dag_id: str) -> None:
     assert export.outlets == [table_asset(dag_id, t) for t in tables]
     assert export.max_active_tis_per_dag == 16
     assert export.pool == "default_pool", "no pool unless SUBSCRIPTION_EXPORTS_POOL names one"
-    assert export.map_index_template == "{{ destination_name }}"
+    assert export.map_index_template == MAP_INDEX_TEMPLATE
     for task in dag.tasks:
         assert task.doc_md and "**Triage**" in task.doc_md, f"{task.task_id}: no triage docs"
+
+
+def test_map_index_label_is_the_name_and_its_index() -> None:
+    """`acme-ios (#2)`: the number Airflow shows where it shows no label (Clear dialog, CLI) is findable
+    from the name; nothing (Airflow shows the number) before the task has named its destination."""
+    import jinja2
+
+    template = jinja2.Environment().from_string(MAP_INDEX_TEMPLATE)
+    ti = types.SimpleNamespace(map_index=2)
+    assert template.render(destination_name="acme-ios", ti=ti) == "acme-ios (#2)"
+    assert template.render(ti=ti) == ""
 
 
 @pytest.mark.parametrize("dag_id", sorted(DAG_IDS))

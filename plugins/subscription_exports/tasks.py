@@ -86,8 +86,12 @@ Which days a run exports (UTC, whole days), and its run id:
 * **trigger without dates and without a logical date** (UI, `airflow dags trigger DAG`, REST):
   the latest day whose 04:00 UTC export time had passed when the run was triggered (at 05:00 on
   March 8: March 7; at 03:00: March 6), i.e. the day the latest scheduled run exported.
-* **trigger with a logical date** (UI, `--logical-date`, REST `logical_date`): at 00:00 UTC, that
-  day; any other moment, the latest day whose 04:00 UTC export time had passed at that moment.
+* **trigger with a logical date** (UI, `--logical-date`, REST `logical_date`): the logical date's
+  UTC day, whatever its time of day (the UI's date picker keeps the current time: picking
+  November 22 exports 2026-11-22). A day that is not over yet is refused (the UI fills in *now*:
+  pick a day, or clear the field to export the latest complete day).
+* **dry run** (`dry_run` ticked): the same window; the run gives up its logical date when it starts
+  (its note says so, the day stays its data interval), so the real run of that day is never blocked.
 
 A manual run's window is also written to its **note** (run list and run page) when it starts.
 The log line `... run exports ... window ...` states the window.
@@ -181,8 +185,8 @@ def range_params() -> dict[str, Param]:
             format="date",
             title="Export from (UTC date)",
             description="Manual range export: first day, from 00:00:00 UTC. Leave both dates empty to export "
-            "one day: the logical date's day if set to 00:00 UTC, else the latest day whose 04:00 UTC "
-            "export time has passed." + only_manual,
+            "one day: the logical date's UTC day (any time of day) if it is set, else the latest day whose "
+            "04:00 UTC export time has passed." + only_manual,
         ),
         "date_to": Param(
             None,
@@ -230,15 +234,24 @@ def resolve_window() -> dict[str, str]:
     return window.to_dict()
 
 
+DRY_RUN_HELP = (
+    'Backfill form: honoured only with "Override parameters on existing runs" ticked; without it the form '
+    "sends no parameters and the backfill WRITES every day. Trigger form: resolve the window, validate and "
+    "check every destination, and log per destination the keys and row counts it would write; no data object, "
+    "no manifest and no Asset event is written. A dry run never blocks the real run of its day: it gives up "
+    "its logical date when it starts."
+)
+
+
 def dry_run_params() -> dict[str, Param]:
-    """The dry-run checkbox of the trigger form."""
+    """The dry-run checkbox of the trigger form (and of the Backfill form, which sends it only with
+    "Override parameters on existing runs" ticked: Airflow 3.3's UI sends ``dag_run_conf: null`` otherwise)."""
     return {
         "dry_run": Param(
             False,
             type="boolean",
-            title="Dry run (write nothing)",
-            description="Resolve the window, validate and check every destination, and log per destination the "
-            "keys and row counts it would write; no data object, no manifest and no Asset event is written.",
+            title="Dry run (write nothing; Backfill: only with Override ticked)",
+            description=DRY_RUN_HELP,
         ),
     }
 
@@ -339,6 +352,12 @@ def map_length_problem(count: int, limit: int, origin: str) -> str | None:
     )
 
 
+# The label of each map index: the destination's name and its index, e.g. `acme-ios (#2)`, so the
+# numbers Airflow shows where it shows no labels (the Clear dialog, `airflow tasks clear`, REST
+# map_index) are findable from the name. Empty (Airflow then shows the number) until the name is set.
+MAP_INDEX_TEMPLATE = "{% if destination_name %}{{ destination_name }} (#{{ ti.map_index }}){% endif %}"
+
+
 def _label(context: Any, dest_name: str) -> None:
     # Shown as the map index name in the UI (map_index_template below).
     context["destination_name"] = dest_name
@@ -378,7 +397,7 @@ def _conn_problem(exc: Exception, conn_id: str) -> str:
 @task(
     task_id="export_tables",
     multiple_outputs=False,
-    map_index_template="{{ destination_name }}",
+    map_index_template=MAP_INDEX_TEMPLATE,
     doc_md=EXPORT_TABLES_DOC,
 )
 def export_tables(destination: str, window: dict[str, str], integration_id: str) -> dict[str, Any]:
