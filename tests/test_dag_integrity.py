@@ -283,6 +283,28 @@ def test_dag_docs_describe_a_broken_shipped_file_without_failing(tmp_path) -> No
     assert "| a | **invalid**: " in shipped_destinations_doc(S3_EXPORT, tmp_path)
 
 
+def test_dag_docs_say_which_destinations_are_in_effect(monkeypatch) -> None:
+    """The docs say the Variable overrides the listed file, how to list the effective destinations,
+    and "Not in effect here" when the Variable is set in the environment (cheap: no Variable read)."""
+    from subscription_exports.config import shipped_destinations_doc
+    from subscription_exports.integrations import S3_EXPORT
+
+    monkeypatch.delenv("AIRFLOW_VAR_S3_EXPORT_DESTINATIONS", raising=False)
+    doc = shipped_destinations_doc(S3_EXPORT)
+    assert "In effect unless the Airflow Variable `s3_export_destinations` is set" in doc
+    monkeypatch.setenv("AIRFLOW_VAR_S3_EXPORT_DESTINATIONS", '{"destinations": []}')
+    assert "**Not in effect here**: `AIRFLOW_VAR_S3_EXPORT_DESTINATIONS` is set" in shipped_destinations_doc(S3_EXPORT)
+
+
+@pytest.mark.parametrize("dag_id", sorted(DAG_IDS))
+def test_dag_docs_say_first_what_a_backfill_does_with_dry_run(dagbag, dag_id: str) -> None:
+    doc = dagbag.dags[dag_id].doc_md
+    assert f"airflow variables get {dag_id}_destinations" in doc
+    assert "only when *Override parameters on existing runs* is ticked; **without it the backfill\n  writes**" in doc
+    param = dagbag.dags[dag_id].params.get_param("dry_run")
+    assert param.description.startswith('Backfill form: honoured only with "Override parameters on existing runs"')
+
+
 def test_export_pool_and_limit_come_from_the_environment(monkeypatch) -> None:
     from subscription_exports.tasks import export_task_settings
 

@@ -209,7 +209,10 @@ def resolve_window() -> dict[str, str]:
 
     context = get_current_context()
     dag_run = context["dag_run"]
-    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    # From the run itself: Airflow's context leaves the data interval out when there is no logical
+    # date, which is the case of a dry run that gave up its logical date (notes.release_dry_run_slot).
+    start = getattr(dag_run, "data_interval_start", None) or context.get("data_interval_start")
+    end = getattr(dag_run, "data_interval_end", None) or context.get("data_interval_end")
     run_type = str(getattr(dag_run.run_type, "value", dag_run.run_type))
     try:
         window = resolve(
