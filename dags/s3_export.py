@@ -33,8 +33,10 @@ files of the documented shape, plus a JSON manifest beside each file.
     covering the range, under its own key (single manual runs only: a backfill given these
     dates fails).
 
-  A manual run's **note** (run list, run page) says what it exports, e.g. `Exports 2026-11-22 (UTC)`;
-  manual run ids are Airflow's (`manual__<trigger time>`). Details: `resolve_window`'s task docs.
+  A manual run's **note** (run list, run page) says what it exports, e.g. `Exports 2026-11-22 (UTC)`.
+  In the grid (which shows run ids, not notes) a UI/REST trigger with a logical date is named by
+  its day: `manual__2026-11-22_triggered_<trigger time>`; other manual runs keep Airflow's
+  `manual__<trigger time>`. Details: `resolve_window`'s task docs.
 
 * **Dry run**: trigger with `dry_run` ticked: checks every destination and logs the keys and row
   counts it would write; writes nothing. It does not block the real run of its day: when it starts

@@ -173,6 +173,8 @@ def export_labels(airflow: Airflow, run_id: str) -> dict[int, str]:
 
 def test_a_logical_date_at_2200_exports_that_day_and_map_indexes_are_labelled(airflow, admin, src):
     run_id = trigger(airflow, logical_date=_utc(PICKED, 22).isoformat())
+    # The grid shows run ids, not notes: the id names the day (and the trigger time, unique).
+    assert run_id.startswith(f"manual__{PICKED}_triggered_{dt.datetime.now(dt.UTC):%Y-%m-%d}T"), run_id
     assert wait_run(airflow, run_id) == "success", airflow.explain_runs([run_id])
     run = rest_run(airflow, run_id)
     assert run["note"] == f"Exports {PICKED} (UTC)", run["note"]
@@ -204,6 +206,7 @@ def test_dry_run_then_real_run_then_backfill_of_the_same_day(airflow, admin, src
 
     # The real trigger of the same logical date is accepted (no 409 Conflict) and exports the day.
     real = trigger(airflow, logical_date=logical_date)
+    assert real != dry and real.startswith(f"manual__{day}_triggered_") and dry.startswith(f"manual__{day}_"), real
     assert wait_run(airflow, real) == "success", airflow.explain_runs([real])
     assert rest_run(airflow, real)["logical_date"].startswith(str(day))
     assert_day_exported(bucket_objects(admin), src, day, real)

@@ -162,10 +162,33 @@ def test_backfill_run_id_names_the_exported_day() -> None:
 def test_manual_run_ids_stay_unique_per_trigger() -> None:
     from airflow.utils.types import DagRunType
 
+    # Without a logical date (no data interval): Airflow's id, the trigger time.
+    run_id = TT.generate_run_id(run_type=DagRunType.MANUAL, run_after=day(2026, 3, 8, 10, 15), data_interval=None)
+    assert run_id == "manual__2026-03-08T10:15:00+00:00"
+    # `airflow dags trigger --logical-date`: Airflow passes an interval of the trigger time's day, not over.
     run_id = TT.generate_run_id(
-        run_type=DagRunType.MANUAL, run_after=day(2026, 3, 8, 10, 15), data_interval=interval(2026, 3, 7)
+        run_type=DagRunType.MANUAL, run_after=day(2026, 3, 8, 10, 15), data_interval=interval(2026, 3, 8)
     )
     assert run_id == "manual__2026-03-08T10:15:00+00:00"
+
+
+def test_manual_run_id_names_the_day_its_logical_date_names() -> None:
+    """REST/UI triggers: Airflow passes the interval inferred from the logical date; the grid shows the run
+    id (not the note), so it names the exported day, and the trigger time keeps it unique."""
+    from airflow.utils.types import DagRunType
+
+    run_after = pendulum.datetime(2026, 3, 8, 10, 15, 0, 123456, tz="UTC")
+    picked = TT.infer_manual_data_interval(run_after=day(2026, 3, 7, 22))
+    run_id = TT.generate_run_id(run_type=DagRunType.MANUAL, run_after=run_after, data_interval=picked)
+    assert run_id == "manual__2026-03-07_triggered_2026-03-08T10:15:00.123456+00:00"
+    from airflow.models.dagrun import DagRun
+
+    assert DagRun(run_id=run_id).run_id == run_id, "Airflow's run id validation accepts it"
+    # An interval that is not one whole UTC day (given by hand): Airflow's id.
+    odd = DataInterval(day(2026, 3, 6), day(2026, 3, 8))
+    assert TT.generate_run_id(run_type=DagRunType.MANUAL, run_after=run_after, data_interval=odd) == (
+        "manual__2026-03-08T10:15:00.123456+00:00"
+    )
 
 
 # -- first run -----------------------------------------------------------------------------

@@ -301,10 +301,32 @@ def test_resolve_manual_run_with_logical_date_ignores_its_data_interval() -> Non
     # `airflow dags trigger --logical-date 2026-03-07` infers the data interval from the trigger time
     # (airflow-core 3.3 api/common/trigger_dag.py), the REST API from the logical date: the day comes
     # from the logical date in both cases.
-    other_day = (utc(2026, 3, 10), utc(2026, 3, 11))
-    assert run(logical_date=utc(2026, 3, 7), data_interval=other_day) == day_window(DAY)
+    trigger_day = (utc(2026, 3, 11), utc(2026, 3, 12))  # the CLI's: the day of its trigger time
+    assert run(logical_date=utc(2026, 3, 7), data_interval=trigger_day) == day_window(DAY)
+    # Cleared days later: decided on the trigger time, so the same.
+    assert run(logical_date=utc(2026, 3, 7), data_interval=trigger_day, now=utc(2026, 3, 20)) == day_window(DAY)
+    other_day = trigger_day
     assert run(logical_date=utc(2026, 3, 7, 10), data_interval=other_day) == day_window(DAY)
     assert run(logical_date=utc(2026, 3, 7, 22), data_interval=other_day) == day_window(DAY)
+
+
+def test_resolve_refuses_a_named_day_contradicted_by_dates_or_a_data_interval() -> None:
+    """A logical date of a day over at trigger time names the run (manual__<D>_triggered_...): a range or a
+    hand-given data interval of another day is refused, in one line, rather than exported under that name."""
+    msg = one_line_error(
+        run, logical_date=utc(2026, 3, 7, 22), params={"date_from": "2026-03-01", "date_to": "2026-03-02"}
+    )
+    assert msg == (
+        "the logical date 2026-03-07 22:00 UTC names day 2026-03-07, but params 'date_from'/'date_to' ask for "
+        "2026-03-01 .. 2026-03-02: clear the logical date for a range export, or the dates to export that day"
+    )
+    msg = one_line_error(run, logical_date=utc(2026, 3, 7), data_interval=(utc(2026, 3, 5), utc(2026, 3, 6)))
+    assert "but the data interval given with it is day 2026-03-05" in msg
+    # The UI form's default logical date (the trigger moment) names no day: a range goes ahead.
+    w = run(logical_date=utc(2026, 3, 11, 8, 59), params={"date_from": "2026-03-01", "date_to": "2026-03-02"})
+    assert w.label == "2026-03-01..2026-03-02"
+    # The same day given as data interval is no contradiction.
+    assert run(logical_date=utc(2026, 3, 7, 22), data_interval=(utc(2026, 3, 7), utc(2026, 3, 8))) == day_window(DAY)
 
 
 def test_resolve_released_dry_run_exports_the_day_its_logical_date_named() -> None:

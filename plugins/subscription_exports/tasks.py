@@ -88,8 +88,10 @@ Which days a run exports (UTC, whole days), and its run id:
   March 8: March 7; at 03:00: March 6), i.e. the day the latest scheduled run exported.
 * **trigger with a logical date** (UI, `--logical-date`, REST `logical_date`): the logical date's
   UTC day, whatever its time of day (the UI's date picker keeps the current time: picking
-  November 22 exports 2026-11-22). A day that is not over yet is refused (the UI fills in *now*:
-  pick a day, or clear the field to export the latest complete day).
+  November 22 exports 2026-11-22); UI/REST run id `manual__<D>_triggered_<trigger time>`. A day
+  that is not over yet is refused (the UI fills in *now*: pick a day, or clear the field to export
+  the latest complete day); so are `date_from`/`date_to`, or a data interval typed in, that
+  contradict a logical date naming a day that is over.
 * **dry run** (`dry_run` ticked): the same window; the run gives up its logical date when it starts
   (its note says so, the day stays its data interval), so the real run of that day is never blocked.
 

@@ -175,6 +175,40 @@ def has_dates(params: Mapping[str, Any]) -> bool:
     return any(params.get(k) not in (None, "") for k in ("date_from", "date_to"))
 
 
+def _refuse_contradictions(
+    params: Mapping[str, Any],
+    logical_date: dt.datetime | None,
+    data_interval: tuple[dt.datetime, dt.datetime] | None,
+    run_after: dt.datetime,
+) -> None:
+    """A manual run whose logical date names a day that was over when it was triggered (its run id
+    names that day, see ``CalendarDayTimetable.generate_run_id``) must not export anything else: refuse
+    ``date_from``/``date_to`` with it, and a data interval (given by hand) that is another day over
+    at trigger time. A logical date of a day not over then (the UI form's default *now*) names
+    nothing and is ignored by a range; ``airflow dags trigger --logical-date`` gets a data interval
+    of its trigger time's day from Airflow, which is never over then. Decided on the trigger time,
+    not the clock, so clearing the run later decides the same."""
+    if logical_date is None:
+        return
+    day = day_window(logical_date.astimezone(UTC).date())
+    if day.end > run_after.astimezone(UTC):
+        return
+    named = f"the logical date {logical_date.astimezone(UTC):%Y-%m-%d %H:%M} UTC names day {day.date_from}"
+    if has_dates(params):
+        raise WindowError(
+            f"{named}, but params 'date_from'/'date_to' ask for {params.get('date_from')} .. {params.get('date_to')}: "
+            "clear the logical date for a range export, or the dates to export that day"
+        )
+    if data_interval is None or None in data_interval:
+        return
+    start, end = (moment.astimezone(UTC) for moment in data_interval)
+    if start.time() == dt.time.min and end - start == dt.timedelta(days=1) and end <= run_after and start != day.start:
+        raise WindowError(
+            f"{named}, but the data interval given with it is day {start.date()}: "
+            "leave the data interval to be inferred from the logical date"
+        )
+
+
 def resolve(
     *,
     run_type: str,
@@ -194,6 +228,8 @@ def resolve(
 
     Whatever the source, the last day must be over at ``now``.
     """
+    if run_type == MANUAL:
+        _refuse_contradictions(params, logical_date, data_interval, run_after)
     if has_dates(params):
         if run_type != MANUAL:
             raise WindowError(
