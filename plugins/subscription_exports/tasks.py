@@ -177,8 +177,8 @@ def range_params() -> dict[str, Param]:
     Airflow 3.3 also shows them on the Backfill form, but a backfill exports each day of its own
     date range: a backfill run that receives them fails at once (``windows.resolve``)."""
     only_manual = (
-        " Single manual runs (Trigger) only: a backfill exports each day of its own range and fails "
-        "if given these dates."
+        "Single manual runs (Trigger) only: a backfill exports each day of its own From/To range and fails "
+        "if given these dates (the Backfill form sends them only with Override ticked). "
     )
     return {
         "date_from": Param(
@@ -186,17 +186,17 @@ def range_params() -> dict[str, Param]:
             type=["null", "string"],
             format="date",
             title="Export from (UTC date)",
-            description="Manual range export: first day, from 00:00:00 UTC. Leave both dates empty to export "
-            "one day: the logical date's UTC day (any time of day) if it is set, else the latest day whose "
-            "04:00 UTC export time has passed." + only_manual,
+            description=only_manual + "Manual range export: first day, from 00:00:00 UTC. Leave both dates empty "
+            "to export one day: the logical date's UTC day (any time of day) if it is set, else the latest day "
+            "whose 04:00 UTC export time has passed.",
         ),
         "date_to": Param(
             None,
             type=["null", "string"],
             format="date",
             title="Export to (UTC date, inclusive)",
-            description="Manual range export: last day, up to 23:59:59.999999 UTC. At most 366 days; must be "
-            "over (UTC) when the run starts, i.e. yesterday (UTC) or earlier." + only_manual,
+            description=only_manual + "Manual range export: last day, up to 23:59:59.999999 UTC. At most 366 "
+            "days; must be over (UTC) when the run starts, i.e. yesterday (UTC) or earlier.",
         ),
     }
 
@@ -243,8 +243,8 @@ DRY_RUN_HELP = (
     'Backfill form: honoured only with "Override parameters on existing runs" ticked; without it the form '
     "sends no parameters and the backfill WRITES every day. Trigger form: resolve the window, validate and "
     "check every destination, and log per destination the keys and row counts it would write; no data object, "
-    "no manifest and no Asset event is written. A dry run never blocks the real run of its day: it gives up "
-    "its logical date when it starts."
+    "no manifest and no Asset event is written. A dry run does not block the real run of its day: it gives "
+    "up its logical date when it starts."
 )
 
 
