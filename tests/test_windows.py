@@ -325,6 +325,10 @@ def test_resolve_refuses_a_named_day_contradicted_by_dates_or_a_data_interval() 
     # The UI form's default logical date (the trigger moment) names no day: a range goes ahead.
     w = run(logical_date=utc(2026, 3, 11, 8, 59), params={"date_from": "2026-03-01", "date_to": "2026-03-02"})
     assert w.label == "2026-03-01..2026-03-02"
+    # A dry run that gave up its logical date is held to the day it named (its run id names it).
+    params = {"date_from": "2026-03-01", "date_to": "2026-03-02", "dry_run": True}
+    msg = one_line_error(run, params=params, data_interval=(utc(2026, 3, 7), utc(2026, 3, 8)))
+    assert msg.startswith("this dry run's logical date named day 2026-03-07, but params 'date_from'/'date_to'")
     # The same day given as data interval is no contradiction.
     assert run(logical_date=utc(2026, 3, 7, 22), data_interval=(utc(2026, 3, 7), utc(2026, 3, 8))) == day_window(DAY)
 

@@ -188,12 +188,17 @@ def _refuse_contradictions(
     nothing and is ignored by a range; ``airflow dags trigger --logical-date`` gets a data interval
     of its trigger time's day from Airflow, which is never over then. Decided on the trigger time,
     not the clock, so clearing the run later decides the same."""
-    if logical_date is None:
+    if logical_date is not None:
+        day = day_window(logical_date.astimezone(UTC).date())
+        named = f"the logical date {logical_date.astimezone(UTC):%Y-%m-%d %H:%M} UTC names day {day.date_from}"
+    elif data_interval is not None and None not in data_interval:
+        # A dry run that gave up its logical date (notes.release_dry_run_slot): its day is its data interval.
+        day = day_window(data_interval[0].astimezone(UTC).date())
+        named = f"this dry run's logical date named day {day.date_from}"
+    else:
         return
-    day = day_window(logical_date.astimezone(UTC).date())
     if day.end > run_after.astimezone(UTC):
         return
-    named = f"the logical date {logical_date.astimezone(UTC):%Y-%m-%d %H:%M} UTC names day {day.date_from}"
     if has_dates(params):
         raise WindowError(
             f"{named}, but params 'date_from'/'date_to' ask for {params.get('date_from')} .. {params.get('date_to')}: "
