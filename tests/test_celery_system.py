@@ -204,8 +204,11 @@ def test_scheduled_run_exports_every_destination_on_the_celery_worker(airflow, e
         ("destination.export_tables", "success"),
     }, tis
     exports = [t for t in tis if t["task_id"] == "destination.export_tables"]
-    # map_index_template: the UI labels each mapped export with its destination's name.
-    assert sorted(t["rendered_map_index"] for t in exports) == sorted(d["name"] for d in DESTINATIONS)
+    # map_index_template: the UI labels each mapped export with its destination's name and index.
+    # Map index i is the i-th destination of the configuration.
+    assert sorted(t["rendered_map_index"] for t in exports) == sorted(
+        f"{d['name']} (#{i})" for i, d in enumerate(DESTINATIONS)
+    )
     # Every task went through this test's Celery queue; exports ran in the source-DB pool.
     assert {t["queue"] for t in tis} == {QUEUE}
     assert {t["pool"] for t in exports} == {POOL}

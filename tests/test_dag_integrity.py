@@ -9,11 +9,13 @@ import os
 import re
 import subprocess
 import sys
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from subscription_exports.tasks import MAP_INDEX_TEMPLATE
 from subscription_exports.timetable import CalendarDayTimetable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -220,9 +222,20 @@ def test_export_task_outlets_docs_and_concurrency(dagbag, dag_id: str) -> None:
     assert export.outlets == [table_asset(dag_id, t) for t in tables]
     assert export.max_active_tis_per_dag == 16
     assert export.pool == "default_pool", "no pool unless SUBSCRIPTION_EXPORTS_POOL names one"
-    assert export.map_index_template == "{{ destination_name }}"
+    assert export.map_index_template == MAP_INDEX_TEMPLATE
     for task in dag.tasks:
         assert task.doc_md and "**Triage**" in task.doc_md, f"{task.task_id}: no triage docs"
+
+
+def test_map_index_label_is_the_name_and_its_index() -> None:
+    """`acme-ios (#2)`: the number Airflow shows where it shows no label (Clear dialog, CLI) is findable
+    from the name; nothing (Airflow shows the number) before the task has named its destination."""
+    import jinja2
+
+    template = jinja2.Environment().from_string(MAP_INDEX_TEMPLATE)
+    ti = types.SimpleNamespace(map_index=2)
+    assert template.render(destination_name="acme-ios", ti=ti) == "acme-ios (#2)"
+    assert template.render(ti=ti) == ""
 
 
 @pytest.mark.parametrize("dag_id", sorted(DAG_IDS))
@@ -271,6 +284,28 @@ def test_dag_docs_describe_a_broken_shipped_file_without_failing(tmp_path) -> No
         "destinations:\n  - {name: a, conn_id: c, bucket: exports, app_id: x, gzipp: 1}\n", encoding="utf-8"
     )
     assert "| a | **invalid**: " in shipped_destinations_doc(S3_EXPORT, tmp_path)
+
+
+def test_dag_docs_say_which_destinations_are_in_effect(monkeypatch) -> None:
+    """The docs say the Variable overrides the listed file, how to list the effective destinations,
+    and "Not in effect here" when the Variable is set in the environment (cheap: no Variable read)."""
+    from subscription_exports.config import shipped_destinations_doc
+    from subscription_exports.integrations import S3_EXPORT
+
+    monkeypatch.delenv("AIRFLOW_VAR_S3_EXPORT_DESTINATIONS", raising=False)
+    doc = shipped_destinations_doc(S3_EXPORT)
+    assert "In effect unless the Airflow Variable `s3_export_destinations` is set" in doc
+    monkeypatch.setenv("AIRFLOW_VAR_S3_EXPORT_DESTINATIONS", '{"destinations": []}')
+    assert "**Not in effect here**: `AIRFLOW_VAR_S3_EXPORT_DESTINATIONS` is set" in shipped_destinations_doc(S3_EXPORT)
+
+
+@pytest.mark.parametrize("dag_id", sorted(DAG_IDS))
+def test_dag_docs_say_first_what_a_backfill_does_with_dry_run(dagbag, dag_id: str) -> None:
+    doc = dagbag.dags[dag_id].doc_md
+    assert f"airflow variables get {dag_id}_destinations" in doc
+    assert "only when *Override parameters on existing runs* is ticked; **without it the backfill\n  writes**" in doc
+    param = dagbag.dags[dag_id].params.get_param("dry_run")
+    assert param.description.startswith('Backfill form: honoured only with "Override parameters on existing runs"')
 
 
 def test_export_pool_and_limit_come_from_the_environment(monkeypatch) -> None:

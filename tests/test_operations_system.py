@@ -127,8 +127,19 @@ def trigger(airflow: Airflow, run_id: str, **conf: Any) -> str:
     return states[run_id]
 
 
+def destination_of(ti: dict[str, Any]) -> str | None:
+    """The destination a map index is labelled with: its label is `<name> (#<map index>)`, so the number
+    Airflow shows where it shows no label (Clear dialog, CLI) is findable from the name."""
+    label = ti["rendered_map_index"]
+    if ti["map_index"] < 0:
+        return label
+    name, sep, index = (label or "").rpartition(" (#")
+    assert sep and index == f"{ti['map_index']})", f"map index {ti['map_index']} labelled {label!r}"
+    return name
+
+
 def map_index_of(tis: dict[tuple[str, int], dict[str, Any]], name: str) -> int:
-    return next(i for (task, i), ti in tis.items() if task == TASK and ti["rendered_map_index"] == name)
+    return next(i for (task, i), ti in tis.items() if task == TASK and destination_of(ti) == name)
 
 
 # -- tests (in file order; each builds on the previous state) ------------------------------------------
@@ -140,7 +151,7 @@ def test_a_bad_destination_fails_alone_and_every_map_index_is_labelled(airflow, 
     assert state == "failed"
 
     tis = task_instances(airflow, "ops_isolation")
-    states = {(task, ti["rendered_map_index"]): ti["state"] for (task, _), ti in tis.items()}
+    states = {(task, destination_of(ti)): ti["state"] for (task, _), ti in tis.items()}
     assert states == {
         ("resolve_window", None): "success",
         ("load_destinations", None): "success",
@@ -209,7 +220,7 @@ def test_fix_the_variable_then_clear_the_failed_map_indexes(airflow, admin):
     assert tis[(TASK, typo)]["state"] == "success", airflow.explain_runs(["ops_isolation"])
     assert tis[(TASK, gone)]["state"] == "failed"
     assert tis[(TASK, map_index_of(tis, "good"))]["try_number"] == 1, "the good destination was not run again"
-    assert {ti["rendered_map_index"] for (task, _), ti in tis.items() if task == TASK} == {"good", "typo", "gone"}
+    assert {destination_of(ti) for (task, _), ti in tis.items() if task == TASK} == {"good", "typo", "gone"}
 
     after = objects(admin)
     # the good destination's files and manifests are untouched (same bytes, same exported_at)
@@ -260,7 +271,7 @@ def test_dry_run_writes_nothing_and_logs_keys_and_row_counts(airflow, admin):
     assert events[0]["n"] == 0, "a dry run emits no Asset event"
 
     tis = task_instances(airflow, "ops_dry_run")
-    assert sorted(ti["rendered_map_index"] for (task, _), ti in tis.items() if task == TASK) == ["good", "typo"]
+    assert sorted(destination_of(ti) for (task, _), ti in tis.items() if task == TASK) == ["good", "typo"]
     for name, folder in (("good", "ops/good"), ("typo", "ops/typo")):
         mine = ours(log_lines(airflow, "ops_dry_run", TASK, map_index_of(tis, name)))
         for table in TABLES:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from types import SimpleNamespace
 
-from subscription_exports.notes import MAX_NOTE, merged_note, window_note
+from subscription_exports.notes import MAX_NOTE, merged_note, release_dry_run_slot, window_note
 
 
 def utc(*args: int) -> dt.datetime:
@@ -63,3 +64,37 @@ def test_user_note_is_kept_below_and_a_restart_adds_nothing() -> None:
     refused = "Not exported: day 2026-03-11 is not over yet"
     assert merged_note(ours, f"{refused}\n\nre-run for ticket 42") == f"{ours}\n\nre-run for ticket 42"
     assert len(merged_note(ours, "x" * 2000)) == MAX_NOTE
+
+
+def test_a_dry_backfill_run_says_it_writes_nothing() -> None:
+    dry = note(
+        "backfill",
+        conf={"dry_run": True},
+        logical_date=utc(2026, 3, 7),
+        data_interval=(utc(2026, 3, 7), utc(2026, 3, 8)),
+    )
+    assert dry == "Exports 2026-03-07 (UTC) (dry run: writes nothing)"
+
+
+def test_a_manual_dry_run_releases_its_logical_date_and_keeps_its_day() -> None:
+    """notes.release_dry_run_slot on a stand-in for the DagRun row (the system test
+    tests/test_dry_runs_system.py shows it on a running Airflow)."""
+    run = SimpleNamespace(
+        run_type="manual", logical_date=utc(2026, 3, 7, 22), conf={"dry_run": True},
+        data_interval_start=utc(2026, 3, 7), data_interval_end=utc(2026, 3, 8),
+    )  # fmt: skip
+    assert release_dry_run_slot(run)
+    assert run.logical_date is None
+    assert (run.data_interval_start, run.data_interval_end) == (utc(2026, 3, 7), utc(2026, 3, 8))
+    assert note(conf=run.conf, data_interval=(run.data_interval_start, run.data_interval_end)) == (
+        "Exports 2026-03-07 (UTC) (dry run: writes nothing)"
+    )
+    assert not release_dry_run_slot(run), "released once"
+    # Real runs, dry runs without a logical date and other run types keep theirs.
+    for kept in (
+        SimpleNamespace(run_type="manual", logical_date=utc(2026, 3, 7), conf={"dry_run": False}),
+        SimpleNamespace(run_type="manual", logical_date=utc(2026, 3, 7), conf={}),
+        SimpleNamespace(run_type="backfill", logical_date=utc(2026, 3, 7), conf={"dry_run": True}),
+    ):
+        assert not release_dry_run_slot(kept)
+        assert kept.logical_date == utc(2026, 3, 7)

@@ -194,10 +194,14 @@ def test_every_manual_start_exports_the_documented_day(airflow, started, admin, 
         assert f"manual run exports daily window {day}" in log, (what, log[-2000:])
         for table in TABLES:
             assert objects[daily_key(table, day)] == expected(src, table, day, day), (what, table)
-    # Airflow 3.3 infers the CLI run's data interval from the trigger time, not from --logical-date
+    # Airflow 3.3 infers the CLI run's data interval from the trigger time (today), not from --logical-date
     # (api/common/trigger_dag.py), the REST run's from its logical date: the day is the logical date's.
-    assert runs[started["cli logical date"]]["data_interval_start"].startswith(str(D))
+    assert runs[started["cli logical date"]]["data_interval_start"].startswith(str(TODAY))
     assert runs[started["rest logical date"]]["data_interval_start"].startswith(str(DAYS[3]))
+    # Run ids: the REST trigger's names its day (the timetable sees it); the CLI trigger's is Airflow's
+    # manual__<trigger time> (the timetable is given the trigger time's day, not the logical date's).
+    assert started["rest logical date"].startswith(f"manual__{DAYS[3]}_triggered_"), started
+    assert started["cli logical date"].startswith(f"manual__{TODAY}T"), started
     # The plain runs really had no logical date and no data interval (Airflow 3.3).
     for what in ("cli plain", "rest plain"):
         assert runs[started[what]]["logical_date"] is None and runs[started[what]]["data_interval_start"] is None

@@ -162,10 +162,33 @@ def test_backfill_run_id_names_the_exported_day() -> None:
 def test_manual_run_ids_stay_unique_per_trigger() -> None:
     from airflow.utils.types import DagRunType
 
+    # Without a logical date (no data interval): Airflow's id, the trigger time.
+    run_id = TT.generate_run_id(run_type=DagRunType.MANUAL, run_after=day(2026, 3, 8, 10, 15), data_interval=None)
+    assert run_id == "manual__2026-03-08T10:15:00+00:00"
+    # `airflow dags trigger --logical-date`: Airflow passes an interval of the trigger time's day, not over.
     run_id = TT.generate_run_id(
-        run_type=DagRunType.MANUAL, run_after=day(2026, 3, 8, 10, 15), data_interval=interval(2026, 3, 7)
+        run_type=DagRunType.MANUAL, run_after=day(2026, 3, 8, 10, 15), data_interval=interval(2026, 3, 8)
     )
     assert run_id == "manual__2026-03-08T10:15:00+00:00"
+
+
+def test_manual_run_id_names_the_day_its_logical_date_names() -> None:
+    """REST/UI triggers: Airflow passes the interval inferred from the logical date; the grid shows the run
+    id (not the note), so it names the exported day, and the trigger time keeps it unique."""
+    from airflow.utils.types import DagRunType
+
+    run_after = pendulum.datetime(2026, 3, 8, 10, 15, 0, 123456, tz="UTC")
+    picked = TT.infer_manual_data_interval(run_after=day(2026, 3, 7, 22))
+    run_id = TT.generate_run_id(run_type=DagRunType.MANUAL, run_after=run_after, data_interval=picked)
+    assert run_id == "manual__2026-03-07_triggered_2026-03-08T10:15:00.123456+00:00"
+    from airflow.models.dagrun import DagRun
+
+    assert DagRun(run_id=run_id).run_id == run_id, "Airflow's run id validation accepts it"
+    # An interval that is not one whole UTC day (given by hand): Airflow's id.
+    odd = DataInterval(day(2026, 3, 6), day(2026, 3, 8))
+    assert TT.generate_run_id(run_type=DagRunType.MANUAL, run_after=run_after, data_interval=odd) == (
+        "manual__2026-03-08T10:15:00.123456+00:00"
+    )
 
 
 # -- first run -----------------------------------------------------------------------------
@@ -268,11 +291,12 @@ def test_restriction_latest_before_start() -> None:
     ("run_after", "expected"),
     [
         (day(2026, 3, 7), (2026, 3, 7)),  # midnight: that day (`airflow dags test DAG 2026-03-07`)
-        (day(2026, 3, 7, 10), (2026, 3, 6)),  # after 04:00: the previous day
-        (day(2026, 3, 7, 4), (2026, 3, 6)),  # exactly 04:00: the previous day is due
-        (day(2026, 3, 7, 3), (2026, 3, 5)),  # before 04:00: yesterday's run time has not passed
+        (day(2026, 3, 7, 10), (2026, 3, 7)),  # any time of day: that UTC day (the UI keeps the time)
+        (day(2026, 3, 7, 22), (2026, 3, 7)),
+        (pendulum.datetime(2026, 3, 7, 23, 59, 59, tz="UTC"), (2026, 3, 7)),
         (pendulum.datetime(2026, 3, 7, 1, tz="Europe/Berlin"), (2026, 3, 7)),  # = 2026-03-07 00:00 UTC
-        (pendulum.datetime(2026, 3, 7, 8, tz="America/New_York"), (2026, 3, 6)),  # = 13:00 UTC
+        (pendulum.datetime(2026, 3, 7, 0, 30, tz="Europe/Berlin"), (2026, 3, 6)),  # = 2026-03-06 23:30 UTC
+        (pendulum.datetime(2026, 3, 7, 8, tz="America/New_York"), (2026, 3, 7)),  # = 13:00 UTC
     ],
 )
 def test_infer_manual_data_interval(run_after: DateTime, expected: tuple[int, int, int]) -> None:
@@ -314,9 +338,8 @@ def test_run_at_other_than_0400() -> None:
     assert_run_for(info, 2026, 3, 7, run_at=dt.time(6, 30))
     assert info.run_after == day(2026, 3, 8, 6, 30)
     assert "06:30" in tt.summary
-    # Its manual inference and "latest due day" move with it.
-    assert tt.infer_manual_data_interval(run_after=day(2026, 3, 8, 6, 0)) == interval(2026, 3, 6)
-    assert tt.infer_manual_data_interval(run_after=day(2026, 3, 8, 6, 30)) == interval(2026, 3, 7)
+    # Its "latest due day" moves with it; a manual logical date names its own day whatever run_at is.
+    assert tt.infer_manual_data_interval(run_after=day(2026, 3, 8, 6, 0)) == interval(2026, 3, 8)
     # Clock mocked (see `clock`): 06:29 is before the 06:30 run time, 06:30 is not.
     for now, expected in ((day(2026, 5, 10, 6, 29), (2026, 5, 8)), (day(2026, 5, 10, 6, 30), (2026, 5, 9))):
         with clock(now):

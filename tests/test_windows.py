@@ -250,11 +250,21 @@ def test_manual_day() -> None:
     # no logical date: the latest due day at trigger time
     assert manual_day(None, trigger) == dt.date(2026, 3, 7)
     assert manual_day(None, utc(2026, 3, 8, 3)) == dt.date(2026, 3, 6)
-    # a logical date at 00:00 UTC: that day, whatever the trigger time
+    # a logical date: its UTC day, whatever its time of day and the trigger time (the UI's date
+    # picker keeps the current time: picking the 22nd at 22:00 means the 22nd)
     assert manual_day(utc(2026, 3, 2), trigger) == dt.date(2026, 3, 2)
-    # any other logical date: the latest due day at that moment
-    assert manual_day(utc(2026, 3, 5, 10), trigger) == dt.date(2026, 3, 4)
-    assert manual_day(utc(2026, 3, 5, 3), trigger) == dt.date(2026, 3, 3)
+    assert manual_day(utc(2026, 3, 5, 10), trigger) == dt.date(2026, 3, 5)
+    assert manual_day(utc(2026, 3, 5, 3), trigger) == dt.date(2026, 3, 5)
+    assert manual_day(utc(2026, 3, 5, 23, 59, 59), trigger) == dt.date(2026, 3, 5)
+    # an offset other than UTC: the UTC day of that moment
+    berlin = dt.timezone(dt.timedelta(hours=1))
+    assert manual_day(dt.datetime(2026, 3, 6, 0, 30, tzinfo=berlin), trigger) == dt.date(2026, 3, 5)
+    # a logical date wins over any data interval (the CLI's is inferred from the trigger time)
+    assert manual_day(utc(2026, 3, 5, 10), trigger, data_interval=(utc(2026, 3, 8), utc(2026, 3, 9))) == dt.date(
+        2026, 3, 5
+    )
+    # no logical date but a data interval: a dry run that released its logical date keeps the day there
+    assert manual_day(None, trigger, data_interval=(utc(2026, 3, 2), utc(2026, 3, 3))) == dt.date(2026, 3, 2)
 
 
 # -- resolve: every way a run starts -------------------------------------------------------------
@@ -291,9 +301,42 @@ def test_resolve_manual_run_with_logical_date_ignores_its_data_interval() -> Non
     # `airflow dags trigger --logical-date 2026-03-07` infers the data interval from the trigger time
     # (airflow-core 3.3 api/common/trigger_dag.py), the REST API from the logical date: the day comes
     # from the logical date in both cases.
-    other_day = (utc(2026, 3, 10), utc(2026, 3, 11))
-    assert run(logical_date=utc(2026, 3, 7), data_interval=other_day) == day_window(DAY)
-    assert run(logical_date=utc(2026, 3, 7, 10), data_interval=other_day) == day_window(dt.date(2026, 3, 6))
+    trigger_day = (utc(2026, 3, 11), utc(2026, 3, 12))  # the CLI's: the day of its trigger time
+    assert run(logical_date=utc(2026, 3, 7), data_interval=trigger_day) == day_window(DAY)
+    # Cleared days later: decided on the trigger time, so the same.
+    assert run(logical_date=utc(2026, 3, 7), data_interval=trigger_day, now=utc(2026, 3, 20)) == day_window(DAY)
+    other_day = trigger_day
+    assert run(logical_date=utc(2026, 3, 7, 10), data_interval=other_day) == day_window(DAY)
+    assert run(logical_date=utc(2026, 3, 7, 22), data_interval=other_day) == day_window(DAY)
+
+
+def test_resolve_refuses_a_named_day_contradicted_by_dates_or_a_data_interval() -> None:
+    """A logical date of a day over at trigger time names the run (manual__<D>_triggered_...): a range or a
+    hand-given data interval of another day is refused, in one line, rather than exported under that name."""
+    msg = one_line_error(
+        run, logical_date=utc(2026, 3, 7, 22), params={"date_from": "2026-03-01", "date_to": "2026-03-02"}
+    )
+    assert msg == (
+        "the logical date 2026-03-07 22:00 UTC names day 2026-03-07, but params 'date_from'/'date_to' ask for "
+        "2026-03-01 .. 2026-03-02: clear the logical date for a range export, or the dates to export that day"
+    )
+    msg = one_line_error(run, logical_date=utc(2026, 3, 7), data_interval=(utc(2026, 3, 5), utc(2026, 3, 6)))
+    assert "but the data interval given with it is day 2026-03-05" in msg
+    # The UI form's default logical date (the trigger moment) names no day: a range goes ahead.
+    w = run(logical_date=utc(2026, 3, 11, 8, 59), params={"date_from": "2026-03-01", "date_to": "2026-03-02"})
+    assert w.label == "2026-03-01..2026-03-02"
+    # A dry run that gave up its logical date is held to the day it named (its run id names it).
+    params = {"date_from": "2026-03-01", "date_to": "2026-03-02", "dry_run": True}
+    msg = one_line_error(run, params=params, data_interval=(utc(2026, 3, 7), utc(2026, 3, 8)))
+    assert msg.startswith("this dry run's logical date named day 2026-03-07, but params 'date_from'/'date_to'")
+    # The same day given as data interval is no contradiction.
+    assert run(logical_date=utc(2026, 3, 7, 22), data_interval=(utc(2026, 3, 7), utc(2026, 3, 8))) == day_window(DAY)
+
+
+def test_resolve_released_dry_run_exports_the_day_its_logical_date_named() -> None:
+    # notes.release_dry_run_slot: logical date cleared when the dry run starts, day kept as data interval
+    params = {"date_from": None, "date_to": None, "dry_run": True}
+    assert run(params=params, data_interval=(utc(2026, 3, 7), utc(2026, 3, 8))) == day_window(DAY)
 
 
 def test_resolve_manual_logical_date_of_a_day_not_over_is_refused() -> None:
@@ -301,8 +344,12 @@ def test_resolve_manual_logical_date_of_a_day_not_over_is_refused() -> None:
         run(logical_date=utc(2026, 3, 11), data_interval=(utc(2026, 3, 11), utc(2026, 3, 12)))
     assert str(info.value) == (
         "day 2026-03-11 is not over yet (now 2026-03-11 09:30 UTC): only complete UTC days are exported; "
-        "the latest complete day is 2026-03-10"
+        "the latest complete day is 2026-03-10 (the logical date 2026-03-11 00:00 UTC names day 2026-03-11: "
+        "pick a day that is over, or leave the logical date empty)"
     )
+    # The UI's trigger form fills in the current moment: today, refused the same way, in one line.
+    msg = one_line_error(run, logical_date=utc(2026, 3, 11, 9, 29))
+    assert msg.startswith("day 2026-03-11 is not over yet") and "leave the logical date empty" in msg
 
 
 def test_resolve_manual_range() -> None:

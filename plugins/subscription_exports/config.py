@@ -8,6 +8,7 @@ field, so a typo in a customer's settings is found before anything is written.
 
 from __future__ import annotations
 
+import os
 import re
 import string
 from collections.abc import Iterator
@@ -464,11 +465,19 @@ def shipped_destinations_doc(integration: Integration, include_dir: Path = INCLU
     raises: a broken file is described, not fatal to the DAG.
     """
     path = include_dir / integration.config_file
+    env_name = f"AIRFLOW_VAR_{integration.variable_key.upper()}"
+    in_effect = (
+        f"**Not in effect here**: `{env_name}` is set in this environment, so runs export the Variable's "
+        "destinations, not these."
+        if os.environ.get(env_name)  # cheap; a Variable in the metadata DB or a secrets backend is not read here
+        else f"In effect unless the Airflow Variable `{integration.variable_key}` is set (Admin → Variables or a "
+        "secrets backend; not read when the DAG file is parsed)."
+    )
     head = (
         f"#### Destinations in `{path.relative_to(include_dir.parent)}`\n\n"
-        f"As shipped with this DAG file (read when the file was parsed). When the Airflow Variable "
-        f"`{integration.variable_key}` is set, it replaces this list at run time; the `load_destinations` log "
-        "of a run names the destinations it exported.\n\n"
+        f"As shipped with this DAG file (read when the file was parsed). {in_effect} When set, the Variable "
+        "replaces this whole list at run time; the `load_destinations` log of a run names the destinations it "
+        "exported and their source.\n\n"
     )
     try:
         configuration = load_configuration(integration, variable_text=None, include_dir=include_dir)

@@ -88,8 +88,14 @@ Which days a run exports (UTC, whole days), and its run id:
 * **trigger without dates and without a logical date** (UI, `airflow dags trigger DAG`, REST):
   the latest day whose 04:00 UTC export time had passed when the run was triggered (at 05:00 on
   March 8: March 7; at 03:00: March 6), i.e. the day the latest scheduled run exported.
-* **trigger with a logical date** (UI, `--logical-date`, REST `logical_date`): at 00:00 UTC, that
-  day; any other moment, the latest day whose 04:00 UTC export time had passed at that moment.
+* **trigger with a logical date** (UI, `--logical-date`, REST `logical_date`): the logical date's
+  UTC day, whatever its time of day (the UI's date picker keeps the current time: picking
+  November 22 exports 2026-11-22); UI/REST run id `manual__<D>_triggered_<trigger time>`. A day
+  that is not over yet is refused (the UI fills in *now*: pick a day, or clear the field to export
+  the latest complete day); so are `date_from`/`date_to`, or a data interval typed in, that
+  contradict a logical date naming a day that is over.
+* **dry run** (`dry_run` ticked): the same window; the run gives up its logical date when it starts
+  (its note says so, the day stays its data interval), so the real run of that day is never blocked.
 
 A manual run's window is also written to its **note** (run list and run page) when it starts.
 The log line `... run exports ... window ...` states the window.
@@ -183,8 +189,8 @@ def range_params() -> dict[str, Param]:
     Airflow 3.3 also shows them on the Backfill form, but a backfill exports each day of its own
     date range: a backfill run that receives them fails at once (``windows.resolve``)."""
     only_manual = (
-        " Single manual runs (Trigger) only: a backfill exports each day of its own range and fails "
-        "if given these dates."
+        "Single manual runs (Trigger) only: a backfill exports each day of its own From/To range and fails "
+        "if given these dates (the Backfill form sends them only with Override ticked). "
     )
     return {
         "date_from": Param(
@@ -192,17 +198,17 @@ def range_params() -> dict[str, Param]:
             type=["null", "string"],
             format="date",
             title="Export from (UTC date)",
-            description="Manual range export: first day, from 00:00:00 UTC. Leave both dates empty to export "
-            "one day: the logical date's day if set to 00:00 UTC, else the latest day whose 04:00 UTC "
-            "export time has passed." + only_manual,
+            description=only_manual + "Manual range export: first day, from 00:00:00 UTC. Leave both dates empty "
+            "to export one day: the logical date's UTC day (any time of day) if it is set, else the latest day "
+            "whose 04:00 UTC export time has passed.",
         ),
         "date_to": Param(
             None,
             type=["null", "string"],
             format="date",
             title="Export to (UTC date, inclusive)",
-            description="Manual range export: last day, up to 23:59:59.999999 UTC. At most 366 days; must be "
-            "over (UTC) when the run starts, i.e. yesterday (UTC) or earlier." + only_manual,
+            description=only_manual + "Manual range export: last day, up to 23:59:59.999999 UTC. At most 366 "
+            "days; must be over (UTC) when the run starts, i.e. yesterday (UTC) or earlier.",
         ),
     }
 
@@ -217,7 +223,10 @@ def resolve_window() -> dict[str, str]:
 
     context = get_current_context()
     dag_run = context["dag_run"]
-    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    # From the run itself: Airflow's context leaves the data interval out when there is no logical
+    # date, which is the case of a dry run that gave up its logical date (notes.release_dry_run_slot).
+    start = getattr(dag_run, "data_interval_start", None) or context.get("data_interval_start")
+    end = getattr(dag_run, "data_interval_end", None) or context.get("data_interval_end")
     run_type = str(getattr(dag_run.run_type, "value", dag_run.run_type))
     try:
         window = resolve(
@@ -242,17 +251,26 @@ def resolve_window() -> dict[str, str]:
     return window.to_dict()
 
 
+DRY_RUN_HELP = (
+    'Backfill form: honoured only with "Override parameters on existing runs" ticked; without it the form '
+    "sends no parameters and the backfill WRITES every day. Trigger form: resolve the window, validate and "
+    "check every destination, and log per destination the keys and row counts it would write; no data object, "
+    "no manifest and no Asset event is written. A dry run does not block the real run of its day: it gives "
+    "up its logical date when it starts."
+)
+
+
 def dry_run_params() -> dict[str, Param]:
-    """The dry-run checkbox of the trigger form."""
+    """The dry-run checkbox of the trigger form (and of the Backfill form, which sends it only with
+    "Override parameters on existing runs" ticked: Airflow 3.3's UI sends ``dag_run_conf: null`` otherwise)."""
     return {
         "dry_run": Param(
             False,
             # "null" too: Airflow's trigger form marks a param "required" (asterisk) unless its type
             # allows null; it still renders a checkbox (the first non-null type) and sends true/false.
             type=["boolean", "null"],
-            title="Dry run (write nothing)",
-            description="Resolve the window, validate and check every destination, and log per destination the "
-            "keys and row counts it would write; no data object, no manifest and no Asset event is written.",
+            title="Dry run (write nothing; Backfill: only with Override ticked)",
+            description=DRY_RUN_HELP,
         ),
     }
 
@@ -353,6 +371,12 @@ def map_length_problem(count: int, limit: int, origin: str) -> str | None:
     )
 
 
+# The label of each map index: the destination's name and its index, e.g. `acme-ios (#2)`, so the
+# numbers Airflow shows where it shows no labels (the Clear dialog, `airflow tasks clear`, REST
+# map_index) are findable from the name. Empty (Airflow then shows the number) until the name is set.
+MAP_INDEX_TEMPLATE = "{% if destination_name %}{{ destination_name }} (#{{ ti.map_index }}){% endif %}"
+
+
 def _label(context: Any, dest_name: str) -> None:
     # Shown as the map index name in the UI (map_index_template below).
     context["destination_name"] = dest_name
@@ -413,7 +437,7 @@ def _conn_problem(exc: Exception, conn_id: str) -> str:
 @task(
     task_id="export_tables",
     multiple_outputs=False,
-    map_index_template="{{ destination_name }}",
+    map_index_template=MAP_INDEX_TEMPLATE,
     doc_md=EXPORT_TABLES_DOC,
 )
 def export_tables(destination: str, window: dict[str, str], integration_id: str) -> dict[str, Any]:

@@ -18,8 +18,14 @@ Run ids name the exported day (what Airflow 3.3 lets a timetable decide):
   still creates no run before D+1 ``run_at``: a ``run_after`` in the past only ever belongs to a
   day whose run time has passed. One exception: a backfill of yesterday created before today's
   ``run_at`` gets ``run_after`` = today ``run_at``, waits for it, and is named by it.
-* manual runs keep Airflow's ids (``manual__<trigger time>``, or the caller's ``--run-id``); the
-  listener in ``notes.py`` writes their window into the run's note.
+* manual runs: Airflow 3.3 asks ``generate_run_id`` for REST/UI triggers, with the data interval
+  inferred from the logical date (or given with it) but without the conf. A trigger whose logical
+  date names a day that is over is ``manual__<D>_triggered_<trigger time>`` (the grid shows run ids,
+  not notes); ``windows.resolve`` refuses such a run if its ``date_from``/``date_to`` or data interval
+  says otherwise, so the id never lies. Other manual runs keep Airflow's ids
+  (``manual__<trigger time>``, or the caller's ``--run-id``): without a logical date, and for
+  ``airflow dags trigger --logical-date``, whose data interval Airflow infers from the trigger time.
+  The listener in ``notes.py`` writes every manual run's window into its note.
 """
 
 from __future__ import annotations
@@ -75,19 +81,39 @@ class CalendarDayTimetable(Timetable):
         self, *, run_type: DagRunType, run_after: DateTime, data_interval: DataInterval | None, **extra: Any
     ) -> str:
         """Scheduled (and backfill) runs are named by the day they export: ``scheduled__2026-03-07T00:00:00+00:00``
-        exports 2026-03-07. Other runs keep Airflow's ids (unique per trigger)."""
+        exports 2026-03-07. A manual REST/UI trigger whose logical date names a complete day is named by
+        that day and its trigger time (``manual__2026-03-07_triggered_2026-03-08T10:15:00+00:00``), since
+        Airflow's grid shows only the run id. Other runs keep Airflow's ids (unique per trigger)."""
         if run_type in (DagRunType.SCHEDULED, DagRunType.BACKFILL_JOB) and data_interval is not None:
             return run_type.generate_run_id(suffix=_day_start(data_interval.start).isoformat())
+        if run_type == DagRunType.MANUAL and (day := self._complete_day(data_interval, run_after)) is not None:
+            return run_type.generate_run_id(suffix=f"{day}_triggered_{run_after.isoformat()}")
         return super().generate_run_id(run_type=run_type, run_after=run_after, data_interval=data_interval, **extra)
 
+    @staticmethod
+    def _complete_day(data_interval: DataInterval | None, run_after: DateTime) -> str | None:
+        """The day (``YYYY-MM-DD``) a manual trigger's data interval names, when it is one UTC day that is
+        over at trigger time. Airflow 3.3 passes the interval it inferred from the logical date for
+        REST/UI triggers (or the one given with it), but one inferred from the trigger time for
+        ``airflow dags trigger --logical-date`` (today: not over, so never named) and none without a
+        logical date. The id cannot see the conf: ``windows.resolve`` refuses a manual run whose
+        ``date_from``/``date_to`` or data interval contradicts a named day, so a named id never lies."""
+        if data_interval is None:
+            return None
+        start = data_interval.start.in_timezone(UTC)
+        if start != _day_start(start) or data_interval.end != start.add(days=1) or data_interval.end > run_after:
+            return None
+        return start.date().isoformat()
+
     def infer_manual_data_interval(self, *, run_after: DateTime) -> DataInterval:
-        """A logical date at midnight means that day (``airflow dags test s3_export 2026-03-07``
-        exports 2026-03-07); any other moment means the last day whose scheduled run time has passed."""
-        moment = run_after.in_timezone(UTC)
-        if moment == _day_start(moment):
-            day = moment
-        else:
-            day = _day_start(moment - self._delay).subtract(days=1)
+        """The UTC day of a manual run's logical date, whatever its time of day: the UI's date picker
+        keeps the current time, so picking November 22 gives ``2026-11-22T22:00Z``, which means the
+        22nd (``windows.manual_day`` decides the exported day the same way, from the logical date).
+
+        Airflow 3.3 passes the logical date here for REST/UI triggers and ``airflow dags test``, but the
+        trigger time for ``airflow dags trigger --logical-date`` (``api/common/trigger_dag.py``): the
+        export never relies on this interval for a manual run that has a logical date."""
+        day = _day_start(run_after)
         return DataInterval(day, day.add(days=1))
 
     def next_dagrun_info(

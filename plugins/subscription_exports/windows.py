@@ -148,25 +148,70 @@ def range_window(date_from: object, date_to: object, *, now: dt.datetime) -> Win
     return window
 
 
-def manual_day(logical_date: dt.datetime | None, run_after: dt.datetime, run_at: dt.time = DEFAULT_RUN_AT) -> dt.date:
+def manual_day(
+    logical_date: dt.datetime | None,
+    run_after: dt.datetime,
+    run_at: dt.time = DEFAULT_RUN_AT,
+    data_interval: tuple[dt.datetime, dt.datetime] | None = None,
+) -> dt.date:
     """The day a manual run without ``date_from``/``date_to`` exports.
 
-    * a logical date at 00:00 UTC means that day (``airflow dags test DAG 2026-03-07``, a UI or REST
-      trigger with logical date 2026-03-07T00:00Z);
-    * any other logical date means the latest due day at that moment (see ``latest_due_day``);
-    * no logical date (a plain trigger) means the latest due day at the run's trigger time
-      (``run_after``), so clearing the run later re-exports the same day.
+    * a logical date means its UTC day, whatever its time of day: the UI's date picker keeps the
+      current time, so picking November 22 gives e.g. ``2026-11-22T22:00Z``, and the person means
+      the 22nd (so do ``airflow dags trigger --logical-date 2026-11-22`` and REST ``logical_date``);
+    * no logical date but a data interval: a dry run whose logical date was released when it started
+      (``notes.release_dry_run_slot``) exports the day its logical date named, kept as its data interval;
+    * neither (a plain trigger): the latest due day at the run's trigger time (``run_after``, see
+      ``latest_due_day``), so clearing the run later re-exports the same day.
     """
     if logical_date is not None:
-        moment = logical_date.astimezone(UTC)
-        if moment.time() == dt.time.min:
-            return moment.date()
-        return latest_due_day(moment, run_at)
+        return logical_date.astimezone(UTC).date()
+    if data_interval is not None and None not in data_interval:
+        return data_interval[0].astimezone(UTC).date()
     return latest_due_day(run_after, run_at)
 
 
 def has_dates(params: Mapping[str, Any]) -> bool:
     return any(params.get(k) not in (None, "") for k in ("date_from", "date_to"))
+
+
+def _refuse_contradictions(
+    params: Mapping[str, Any],
+    logical_date: dt.datetime | None,
+    data_interval: tuple[dt.datetime, dt.datetime] | None,
+    run_after: dt.datetime,
+) -> None:
+    """A manual run whose logical date names a day that was over when it was triggered (its run id
+    names that day, see ``CalendarDayTimetable.generate_run_id``) must not export anything else: refuse
+    ``date_from``/``date_to`` with it, and a data interval (given by hand) that is another day over
+    at trigger time. A logical date of a day not over then (the UI form's default *now*) names
+    nothing and is ignored by a range; ``airflow dags trigger --logical-date`` gets a data interval
+    of its trigger time's day from Airflow, which is never over then. Decided on the trigger time,
+    not the clock, so clearing the run later decides the same."""
+    if logical_date is not None:
+        day = day_window(logical_date.astimezone(UTC).date())
+        named = f"the logical date {logical_date.astimezone(UTC):%Y-%m-%d %H:%M} UTC names day {day.date_from}"
+    elif data_interval is not None and None not in data_interval:
+        # A dry run that gave up its logical date (notes.release_dry_run_slot): its day is its data interval.
+        day = day_window(data_interval[0].astimezone(UTC).date())
+        named = f"this dry run's logical date named day {day.date_from}"
+    else:
+        return
+    if day.end > run_after.astimezone(UTC):
+        return
+    if has_dates(params):
+        raise WindowError(
+            f"{named}, but params 'date_from'/'date_to' ask for {params.get('date_from')} .. {params.get('date_to')}: "
+            "clear the logical date for a range export, or the dates to export that day"
+        )
+    if data_interval is None or None in data_interval:
+        return
+    start, end = (moment.astimezone(UTC) for moment in data_interval)
+    if start.time() == dt.time.min and end - start == dt.timedelta(days=1) and end <= run_after and start != day.start:
+        raise WindowError(
+            f"{named}, but the data interval given with it is day {start.date()}: "
+            "leave the data interval to be inferred from the logical date"
+        )
 
 
 def resolve(
@@ -183,11 +228,13 @@ def resolve(
 
     * ``date_from``/``date_to`` set: a range (manual runs only: a backfill or scheduled run that
       receives them fails, since Airflow would otherwise silently export the run's own day);
-    * other manual runs: one day, see ``manual_day``;
+    * other manual runs: one day, see ``manual_day`` (the logical date's UTC day, if it has one);
     * scheduled and backfill runs: their data interval (one UTC day).
 
     Whatever the source, the last day must be over at ``now``.
     """
+    if run_type == MANUAL:
+        _refuse_contradictions(params, logical_date, data_interval, run_after)
     if has_dates(params):
         if run_type != MANUAL:
             raise WindowError(
@@ -197,7 +244,16 @@ def resolve(
             )
         return range_window(params.get("date_from"), params.get("date_to"), now=now)
     if run_type == MANUAL:
-        return require_complete(day_window(manual_day(logical_date, run_after, run_at)), now)
+        window = day_window(manual_day(logical_date, run_after, run_at, data_interval))
+        try:
+            return require_complete(window, now)
+        except WindowError as exc:
+            if logical_date is None:
+                raise
+            raise WindowError(
+                f"{exc} (the logical date {logical_date.astimezone(UTC):%Y-%m-%d %H:%M} UTC names day "
+                f"{window.date_from}: pick a day that is over, or leave the logical date empty)"
+            ) from None
     if data_interval is None or None in data_interval:
         raise WindowError(f"this {run_type} run has no data interval, so it names no day to export")
     return require_complete(window_from_interval(*data_interval), now)
