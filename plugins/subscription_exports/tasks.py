@@ -30,6 +30,7 @@ from typing import Any, NoReturn
 from airflow.sdk import Asset, Param, get_current_context, task, task_group
 from airflow.sdk.exceptions import AirflowFailException
 
+from subscription_exports import alerts
 from subscription_exports.integrations import INTEGRATIONS
 
 log = logging.getLogger(__name__)
@@ -437,6 +438,7 @@ def export_tables(destination: str, window: dict[str, str], integration_id: str)
                 # One line of our own naming destination and table; Airflow's traceback follows.
                 cause = str(exc) if isinstance(exc, exporter.ExportError) else f"{type(exc).__name__}: {exc}"
                 log.error("destination '%s': table '%s': %s", dest.name, table, " ".join(cause.split())[:1000])
+                context[alerts.FAILED_TABLE_KEY] = table  # named by the failure alert (alerts.py)
                 raise
     finally:
         connection.close()
@@ -535,8 +537,10 @@ def export_destinations(integration_id: str, window: Any) -> None:
     @task_group(group_id="destination")
     def per_destination(destination: Any) -> None:
         tables = INTEGRATIONS[integration_id].table_names
-        export_tables.override(outlets=[table_asset(integration_id, t) for t in tables], **export_task_settings())(
-            destination, window, integration_id=integration_id
-        )
+        export_tables.override(
+            outlets=[table_asset(integration_id, t) for t in tables],
+            **export_task_settings(),
+            **alerts.export_task_callbacks(),
+        )(destination, window, integration_id=integration_id)
 
     per_destination.expand(destination=names)
