@@ -566,7 +566,7 @@ def _delivery_late(dag_id: str, context: dict[str, Any]) -> None:
     missing = [(n, states.get(i)) for i, n in enumerate(names) if states.get(i) != "success"]
     if not missing:
         return
-    day = _window_label(dag_id, run_id) or _day_of(dag_run.get("logical_date"))
+    day = _window_label(dag_id, run_id) or _planned_window(dag_run)
     when = deadline.strftime("%Y-%m-%d %H:%M UTC") if deadline else "its deadline"
     lines = [
         f"DAG: {dag_id}",
@@ -598,10 +598,21 @@ def _as_datetime(value: Any) -> dt.datetime | None:
     return None
 
 
-def _day_of(logical_date: Any) -> str:
-    when = _as_datetime(logical_date)
-    if when is None:
-        return "(no logical date)"
-    if when.time() == dt.time(0, 0):
-        return when.date().isoformat()
-    return f"(window not resolved; logical date {when.isoformat()})"
+def _planned_window(dag_run: dict[str, Any]) -> str:
+    """The window a run that has not resolved it yet will export (what resolve_window will compute)."""
+    from subscription_exports.windows import DEFAULT_RUN_AT, resolve
+
+    start, end = _as_datetime(dag_run.get("data_interval_start")), _as_datetime(dag_run.get("data_interval_end"))
+    run_after = _as_datetime(dag_run.get("run_after")) or dt.datetime.now(dt.UTC)
+    try:
+        return resolve(
+            run_type=str(dag_run.get("run_type") or ""),
+            params=dag_run.get("conf") or {},
+            logical_date=_as_datetime(dag_run.get("logical_date")),
+            run_after=run_after,
+            data_interval=(start, end) if start and end else None,
+            now=dt.datetime.now(dt.UTC),
+            run_at=DEFAULT_RUN_AT,
+        ).label
+    except Exception as exc:
+        return f"(window not resolved: {_one_line(str(exc), 200)})"
