@@ -167,11 +167,12 @@ def parse_alerts(
         known = KNOWN_NOTIFIERS["smtp"]
     path, subject_field, body_field, recipients_field, as_html = known or (notifier, None, None, None, False)
     try:
-        cls = _import_class(path)
-        if not callable(getattr(cls, "notify", None)):
-            problem("notifier", f"{path} is not an Airflow notifier (no notify method)")
+        cls: Any = _import_class(path)
     except Exception as exc:  # ImportError, AttributeError, errors raised while importing
         problem("notifier", f"cannot import {path}: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+        cls = None
+    if cls is not None and not callable(getattr(cls, "notify", None)):
+        problem("notifier", f"{path} is not an Airflow notifier (no notify method)")
     kwargs = raw.get("kwargs", {})
     if not isinstance(kwargs, dict):
         problem("kwargs", "must be a mapping of the notifier's keyword arguments")
