@@ -37,7 +37,10 @@ ALPHA = {"name": "alpha", "conn_id": "exports_s3", "bucket": BUCKET, "folder": "
 BETA = {"name": "beta", "conn_id": "exports_s3", "bucket": BUCKET, "folder": "alerts/beta", "app_id": ANDROID}
 BAD = {"name": "bad", "conn_id": "exports_s3", "bucket": MISSING_BUCKET, "folder": "alerts/bad", "app_id": IOS}
 FIXED = {**BAD, "bucket": BUCKET}
-BAD_CAUSE = f"destination 'bad' (connection 'exports_s3', bucket '{MISSING_BUCKET}'): check failed: NoSuchBucket: The specified bucket does not exist"
+BAD_CAUSE = (
+    f"destination 'bad' (connection 'exports_s3', bucket '{MISSING_BUCKET}'): "
+    "check failed: NoSuchBucket: The specified bucket does not exist"
+)
 ALERTS = {
     "kwargs": {"smtp_conn_id": "smtp_alerts", "to": ["data-team@example.com"]},
     "destinations": {"bad": {"extra_recipients": ["bad-owner@example.com"]}},
