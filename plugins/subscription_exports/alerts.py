@@ -424,9 +424,12 @@ def _export_failed(context: Any) -> None:
     url = alerts_airflow.log_url(ti)
     day = _window_label(ti.dag_id, ti.run_id) or "(window not resolved)"
     record = {"cause": cause, "table": table, "try_number": ti.try_number, "log_url": url}
-    alerts_airflow.xcom_set(
-        dag_id=ti.dag_id, run_id=ti.run_id, task_id=LOAD_TASK, key=MARKER_PREFIX + destination, value=record
-    )
+    try:  # the record the recovery and the summary read; the alert goes out without it too
+        alerts_airflow.xcom_set(
+            dag_id=ti.dag_id, run_id=ti.run_id, task_id=LOAD_TASK, key=MARKER_PREFIX + destination, value=record
+        )
+    except Exception as exc:
+        log.warning("failure of %s not recorded for its recovery message: %s", destination, _one_line(str(exc), 300))
     if not settings.failure:
         return
     message = Message(
