@@ -425,6 +425,8 @@ def _export_failed(context: Any) -> None:
     day = _window_label(ti.dag_id, ti.run_id) or "(window not resolved)"
     record = {"cause": cause, "table": table, "try_number": ti.try_number, "log_url": url}
     try:  # the record the recovery and the summary read; the alert goes out without it too
+        if not alerts_airflow.can_write_xcom():
+            raise RuntimeError("the dag-processor (the task process died) cannot write XComs")
         alerts_airflow.xcom_set(
             dag_id=ti.dag_id, run_id=ti.run_id, task_id=LOAD_TASK, key=MARKER_PREFIX + destination, value=record
         )

@@ -34,6 +34,15 @@ def xcom_set(*, dag_id: str, run_id: str, task_id: str, key: str, value: Any, ma
     XCom.set(key=key, value=value, dag_id=dag_id, task_id=task_id, run_id=run_id, map_index=map_index)
 
 
+def can_write_xcom() -> bool:
+    """False in the dag-processor, which runs a task's failure callback when the task process died: it
+    serves no XCom writes to callbacks (Airflow 3.3: ``SetXCom`` is not among its requests; before the
+    fix of apache/airflow#72008 such a request even blocks the parser until its timeout)."""
+    import sys
+
+    return "airflow.dag_processing.processor" not in sys.modules
+
+
 def xcom_delete(*, dag_id: str, run_id: str, task_id: str, key: str, map_index: int = -1) -> None:
     from airflow.sdk.execution_time.xcom import XCom
 
