@@ -5,6 +5,7 @@ by a real SMTP server on loopback (aiosmtpd) through the smtp provider's SmtpNot
   cause line the map index logged, try number, the UI link of that map index's log) and one summary
   when the run ends; fixed and cleared: one "recovered" e-mail, and no second summary (nothing failed);
 * SMTP down: the export's outcome is unchanged and the failed map index logs one warning line;
+* a run that fails before any destination (a bad date range) still ends with a summary;
 * a Deadline Alert with a short interval fires for a run held back (DAG paused) and names every missing
   destination; it does not fire for a run that delivered in time (Airflow deletes its deadline);
 * no secret (the store's key and secret, the SMTP password) appears in any message.
@@ -228,6 +229,26 @@ def test_smtp_down_does_not_change_the_export(airflow, sink):
     assert warnings[0].startswith("alert not sent (failure of bad): SmtpNotifier: ConnectionRefusedError"), warnings
     assert next(e["event"] for e in events if e.get("level") == "error") == BAD_CAUSE
     assert len(sink.received()) == before
+
+
+def test_a_run_that_fails_before_its_destinations_still_ends_with_a_summary(airflow, sink):
+    set_variable(airflow, ALPHA, BETA, FIXED)
+    inverted = {"date_from": str(DAY + dt.timedelta(days=1)), "date_to": str(DAY)}
+    trigger(airflow, "alerts_bad_range", "--conf", json.dumps(inverted))
+    assert wait_run(airflow, "alerts_bad_range") == "failed"
+    subject = f"[{DAG_ID}] (window not resolved): no destination exported"
+    received = wait_messages(
+        airflow, sink, "the summary", lambda ms: subject in {m["Subject"] for m in for_run(ms, "alerts_bad_range")}
+    )
+    [summary] = for_run(received, "alerts_bad_range")
+    assert lines(summary) == [
+        f"DAG: {DAG_ID}",
+        "Run: alerts_bad_range",
+        "Day: (window not resolved)",
+        "No destination was exported: the run ended before export_tables: resolve_window failed, "
+        "load_destinations not started (upstream failed)",
+        "The cause is the ERROR line of the resolve_window log.",
+    ]
 
 
 def deadline_rows(airflow: Airflow, run_id: str) -> list[dict[str, Any]]:

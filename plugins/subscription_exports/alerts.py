@@ -507,15 +507,16 @@ def _run_finished(context: Any) -> None:
     day = _window_label(dag_id, run_id) or "(window not resolved)"
     lines = [f"DAG: {dag_id}", f"Run: {run_id}", f"Day: {day}"]
     if not isinstance(names, list):
-        failed_early = {
+        states = {
             task: alerts_airflow.task_states(dag_id=dag_id, run_id=run_id, task_id=task).get(-1)
             for task in (WINDOW_TASK, LOAD_TASK)
         }
+        first_failed = next((task for task, state in states.items() if state == "failed"), LOAD_TASK)
         subject = f"[{dag_id}] {day}: no destination exported"
         lines += [
-            "No destination was exported: the run ended before export_tables "
-            + ", ".join(f"({task}: {state or 'not run'})" for task, state in failed_early.items()),
-            f"Reason: {context.get('reason') or 'see the run'}",
+            "No destination was exported: the run ended before export_tables: "
+            + ", ".join(f"{task} {_state_text(state)}" for task, state in states.items()),
+            f"The cause is the ERROR line of the {first_failed} log.",
         ]
         deliver(settings, Message(subject, lines), destination=None, context=context, what="summary")
         return
