@@ -5,6 +5,7 @@ by a real SMTP server on loopback (aiosmtpd) through the smtp provider's SmtpNot
   cause line the map index logged, try number, the UI link of that map index's log) and one summary
   when the run ends; fixed and cleared: one "recovered" e-mail, and no second summary (nothing failed);
 * SMTP down: the export's outcome is unchanged and the failed map index logs one warning line;
+* a failure while writing a table names the table;
 * a run that fails before any destination (a bad date range) still ends with a summary;
 * a Deadline Alert with a short interval fires for a run held back (DAG paused) and names every missing
   destination; it does not fire for a run that delivered in time (Airflow deletes its deadline);
@@ -15,12 +16,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from airflow_cluster import JWT_SECRET, Airflow, free_port, running_airflow
+from airflow_cluster import JWT_SECRET, ROOT, Airflow, free_port, running_airflow
 from conftest import EXPORTER, MISSING_BUCKET, SmtpSink, aws_connection, list_keys, source_connection
 
 pytestmark = pytest.mark.system
@@ -59,6 +61,10 @@ def sink() -> Iterator[SmtpSink]:
 def airflow(tmp_path_factory, pg_database_factory, seaweedfs, admin, sink) -> Iterator[Airflow]:
     source_url = pg_database_factory(apps=[IOS, ANDROID], start=DAY, days=1, rows_per_day=30, seed=7)
     nothing_listens = free_port()
+    # a pandas step that breaks the table's shape: the export of `events` fails while writing that table
+    modules = tmp_path_factory.mktemp("alert-test-modules")
+    transform = "def drop_a_column(frame):\n    return frame.drop(columns=['idfa'])\n"
+    (modules / "alert_test_transforms.py").write_text(transform)
     with running_airflow(
         tmp_path_factory.mktemp("airflow-alerts"),
         pg_database_factory(),
@@ -71,6 +77,7 @@ def airflow(tmp_path_factory, pg_database_factory, seaweedfs, admin, sink) -> It
         AIRFLOW_CONN_SMTP_ALERTS=sink.connection(),
         AIRFLOW_CONN_SMTP_DOWN=json.dumps({**json.loads(sink.connection()), "port": nothing_listens}),
         SUBSCRIPTION_EXPORTS_DELIVERY_DEADLINE="30m",  # after the run's logical date
+        PYTHONPATH=os.pathsep.join([str(ROOT / "plugins"), str(ROOT), str(modules)]),
     ) as af:
         af.cli("dags", "unpause", DAG_ID)
         yield af
@@ -229,6 +236,25 @@ def test_smtp_down_does_not_change_the_export(airflow, sink):
     assert warnings[0].startswith("alert not sent (failure of bad): SmtpNotifier: ConnectionRefusedError"), warnings
     assert next(e["event"] for e in events if e.get("level") == "error") == BAD_CAUSE
     assert len(sink.received()) == before
+
+
+def test_a_failure_while_exporting_a_table_names_the_table(airflow, sink):
+    shape = {**ALPHA, "name": "shape", "folder": "alerts/shape", "tables": ["events"]}
+    set_variable(airflow, ALPHA, {**shape, "transform": "alert_test_transforms:drop_a_column"})
+    trigger(airflow, "alerts_table", "--conf", json.dumps(RANGE))
+    assert wait_run(airflow, "alerts_table") == "failed"
+    instances = tis(airflow, "alerts_table")
+    assert {name: ti["state"] for name, ti in instances.items()} == {"alpha": "success", "shape": "failed"}
+    index = instances["shape"]["map_index"]
+    errors = [e["event"] for e in log_events(airflow, "alerts_table", index) if e.get("level") == "error"]
+    cause = next(e for e in errors if e.startswith("destination 'shape': table 'events': "))
+    assert "must return the same columns in the same order" in cause, cause
+    subject = f"[{DAG_ID}] FAILED: shape for {LABEL}"
+    received = wait_messages(
+        airflow, sink, "the failure e-mail", lambda ms: subject in {m["Subject"] for m in for_run(ms, "alerts_table")}
+    )
+    failure = next(m for m in for_run(received, "alerts_table") if m["Subject"] == subject)
+    assert lines(failure)[3:6] == ["Destination: shape", "Table: events", f"Cause: {cause}"]
 
 
 def test_a_run_that_fails_before_its_destinations_still_ends_with_a_summary(airflow, sink):
