@@ -321,7 +321,9 @@ def _settings(dag_id: str) -> tuple[AlertSettings | None, Any]:
     configuration = config.load_configuration(
         integration, variable_text=alerts_airflow.variable_text(integration.variable_key)
     )
-    settings = parse_alerts(configuration.alerts, origin=configuration.origin, destination_names=configuration.names)
+    # Overrides of destinations that are gone are ignored here (config check lists them): removing a
+    # destination must not silence every alert.
+    settings = parse_alerts(configuration.alerts, origin=configuration.origin)
     return settings, configuration
 
 
@@ -344,7 +346,7 @@ def deliver(settings: AlertSettings, message: Message, *, destination: str | Non
         # notify(), not __call__: our text is final and must not go through Jinja (a cause may hold "{{").
         notifier.notify(context if context is not None else {})
     except Exception as exc:
-        cause = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        cause = alerts_airflow.redact(" ".join(f"{type(exc).__name__}: {exc}".split())[:300])
         log.warning("alert not sent (%s): %s: %s", what, settings.notifier.rsplit(".", 1)[-1], cause)
         return False
     log.info("alert sent (%s): %s", what, subject)
