@@ -60,6 +60,7 @@ import datetime as dt
 import pendulum
 from airflow.sdk import dag
 
+from subscription_exports.alerts import dag_alert_args
 from subscription_exports.config import shipped_destinations_doc
 from subscription_exports.integrations import CUSTOM_S3_UA_EXPORT
 from subscription_exports.tasks import (
@@ -80,6 +81,7 @@ from subscription_exports.timetable import CalendarDayTimetable
     max_active_runs=4,
     params={**range_params(), **dry_run_params()},
     default_args=default_args(),
+    **dag_alert_args(CUSTOM_S3_UA_EXPORT.dag_id),  # summary when a run ends, delivery deadline (docs/alerts.md)
     tags=["export", "s3", "user-acquisition"],
     doc_md=__doc__ + shipped_destinations_doc(CUSTOM_S3_UA_EXPORT),
 )

@@ -57,6 +57,7 @@ import datetime as dt
 import pendulum
 from airflow.sdk import dag
 
+from subscription_exports.alerts import dag_alert_args
 from subscription_exports.config import shipped_destinations_doc
 from subscription_exports.integrations import S3_EXPORT
 from subscription_exports.tasks import (
@@ -77,6 +78,7 @@ from subscription_exports.timetable import CalendarDayTimetable
     max_active_runs=4,
     params={**range_params(), **dry_run_params()},
     default_args=default_args(),
+    **dag_alert_args(S3_EXPORT.dag_id),  # summary when a run ends, delivery deadline (docs/alerts.md)
     tags=["export", "s3", "subscriptions"],
     doc_md=__doc__ + shipped_destinations_doc(S3_EXPORT),
 )

@@ -5,6 +5,7 @@ Nothing here skips: when a component cannot start, the test fails and says how t
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -234,3 +235,105 @@ def export_events_from_sqlite(sqlite_path: str | Path, client: Any, destination:
     finally:
         connection.close()
     return result, dest
+
+
+# -- SMTP --------------------------------------------------------------------------------------
+
+
+class SmtpSink:
+    """A real SMTP server on loopback (aiosmtpd) that keeps every message it receives.
+
+    Plain SMTP (no TLS) with AUTH LOGIN/PLAIN allowed without TLS: the test connection carries a login
+    and a password, as a real relay's would, and the sink records the logins it accepted.
+    """
+
+    def __init__(self, login: str = "alerts-user", password: str = "smtp-secret-Kx81Qw0NeverInMail") -> None:
+        import threading
+
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.login, self.password = login, password
+        self.messages: list[Any] = []
+        self.logins: list[str] = []
+        self._lock = threading.Lock()
+        self._controller: Any = None
+
+    # aiosmtpd handler hook
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        import email
+        import email.policy
+
+        message = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
+        with self._lock:
+            self.messages.append(message)
+        return "250 Message accepted for delivery"
+
+    def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> Any:
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        ok = isinstance(auth_data, LoginPassword) and (auth_data.login.decode(), auth_data.password.decode()) == (
+            self.login,
+            self.password,
+        )
+        if ok:
+            self.logins.append(self.login)
+        return AuthResult(success=ok)
+
+    def start(self) -> SmtpSink:
+        from aiosmtpd.controller import Controller
+        from airflow_cluster import free_port
+
+        self.port = self.port or free_port()
+        self._controller = Controller(
+            self,
+            hostname=self.host,
+            port=self.port,
+            authenticator=self._authenticate,
+            auth_require_tls=False,
+            ready_timeout=30,
+        )
+        self._controller.start()
+        logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command at INFO
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def connection(self, **extra: Any) -> str:
+        """An Airflow `smtp` connection (JSON form) to this server; credentials only here."""
+        import json
+
+        extra = {"disable_ssl": True, "disable_tls": True, "from_email": "exports@example.com", "timeout": 30, **extra}
+        return json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": self.host,
+                "port": self.port,
+                "login": self.login,
+                "password": self.password,
+                "extra": extra,
+            }
+        )
+
+    def received(self) -> list[Any]:
+        with self._lock:
+            return list(self.messages)
+
+    @staticmethod
+    def text(message: Any) -> str:
+        """The message's text as a reader sees it (the HTML body's <pre> unescaped)."""
+        import html
+        import re
+
+        body = message.get_body(preferencelist=("html", "plain"))
+        content = body.get_content() if body is not None else message.get_payload(decode=True).decode()
+        return html.unescape(re.sub(r"</?pre>", "", content))
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    sink = SmtpSink().start()
+    yield sink
+    sink.stop()

@@ -215,6 +215,7 @@ class DestinationsFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     source_conn_id: str = "subscription_source"
     destinations: tuple[dict[str, Any], ...]
+    alerts: Any = None  # validated by alerts.py (config check, and each alert): never fails an export
 
 
 def _one_line(exc: ValidationError, where: str) -> str:
@@ -330,6 +331,7 @@ class Configuration:
     origin: str  # "Airflow Variable '...'" or "destinations file ..."
     source_conn_id: str
     entries: dict[str, dict[str, Any]]  # by destination name, in document order
+    alerts: Any = None  # the raw `alerts:` section (alerts.parse_alerts)
 
     @property
     def names(self) -> list[str]:
@@ -394,7 +396,7 @@ def read_configuration(document: Any, integration: Integration, *, origin: str) 
         raise ConfigError(problems[0] + more)
     parsed = DestinationsFile.model_validate(document)
     entries = {entry["name"]: entry for entry in parsed.destinations}
-    return Configuration(integration, origin, parsed.source_conn_id, entries)
+    return Configuration(integration, origin, parsed.source_conn_id, entries, parsed.alerts)
 
 
 def parse_destinations(document: Any, integration: Integration, *, origin: str) -> tuple[str, list[Destination]]:

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from subscription_exports import config, keys
+from subscription_exports import alerts, config, keys
 from subscription_exports.integrations import INTEGRATIONS, Integration
 
 
@@ -33,9 +33,21 @@ def check_file(path: Path, integration: Integration) -> tuple[list[str], config.
         for entry in entries:
             if isinstance(entry, dict):
                 problems.extend(config.destination_problems(entry, integration, origin=origin))
+    if isinstance(document, dict) and document.get("alerts") is not None:
+        names = [e.get("name") for e in entries if isinstance(e, dict)] if isinstance(entries, list) else None
+        problems.extend(alerts.alerts_problems(document["alerts"], origin=origin, destination_names=names))
     if not top_level_ok:
         return problems, None
     return problems, config.read_configuration(document, integration, origin=origin)
+
+
+def _alerts_summary(configuration: config.Configuration) -> str:
+    """How the file's alerts are sent, for the OK line (problems are listed above it)."""
+    try:
+        settings = alerts.parse_alerts(configuration.alerts, origin=configuration.origin)
+    except alerts.AlertConfigError:
+        return ""
+    return f"; alerts: {settings.describe()}" if settings else "; alerts: none (no 'alerts:' section)"
 
 
 def _integration_of(path: Path, dag_id: str | None) -> Integration | None:
@@ -70,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         problems.extend(found)
         if configuration is not None:
             configurations.append(configuration)
-            summary.append(f"{integration.dag_id}: {len(configuration.entries)} destination(s) in {path}")
+            summary.append(
+                f"{integration.dag_id}: {len(configuration.entries)} destination(s) in {path}"
+                + _alerts_summary(configuration)
+            )
     problems.extend(c.message() for c in keys.configuration_collisions(configurations, limit=1000))
     for line in problems:
         print(line)

@@ -226,6 +226,17 @@ def export_table(
     return result
 
 
+def table_error_line(exc: BaseException, destination: str, table: str) -> str:
+    """The one ERROR line of a failed table export (logged by export_tables, quoted by its failure alert).
+
+    An ``ExportError`` names destination, connection, bucket and object already; any other error gets
+    the destination and table in front."""
+    if isinstance(exc, ExportError):
+        return " ".join(str(exc).split())[:1000]
+    cause = " ".join(f"{type(exc).__name__}: {exc}".split())[:1000]
+    return f"destination '{destination}': table '{table}': {cause}"
+
+
 def _where(dest: Destination, key: str) -> str:
     return (
         f"destination '{dest.name}' (connection '{dest.conn_id}', bucket '{dest.bucket_name}'): "

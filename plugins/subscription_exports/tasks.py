@@ -30,6 +30,7 @@ from typing import Any, NoReturn
 from airflow.sdk import Asset, Param, get_current_context, task, task_group
 from airflow.sdk.exceptions import AirflowFailException
 
+from subscription_exports import alerts
 from subscription_exports.integrations import INTEGRATIONS
 
 log = logging.getLogger(__name__)
@@ -497,15 +498,12 @@ def export_tables(destination: str, window: dict[str, str], integration_id: str)
             except custom_transform.TransformError as exc:
                 # The destination's step returned what cannot be the file, or cannot run: the same
                 # step on the same rows gives the same result, so no retry. Nothing of this table was written.
+                context[alerts.FAILED_TABLE_KEY] = table
                 _fail(str(exc))
             except Exception as exc:
-                # One line of our own naming destination and table (an ExportError's names both, with
-                # connection, bucket and key); Airflow's traceback follows.
-                if isinstance(exc, exporter.ExportError):
-                    log.error("%s", " ".join(str(exc).split())[:1000])
-                else:
-                    cause = f"{type(exc).__name__}: {exc}"
-                    log.error("destination '%s': table '%s': %s", dest.name, table, " ".join(cause.split())[:1000])
+                # One line of our own naming destination and table; Airflow's traceback follows.
+                log.error("%s", exporter.table_error_line(exc, dest.name, table))
+                context[alerts.FAILED_TABLE_KEY] = table  # named by the failure alert (alerts.py)
                 raise
     finally:
         connection.close()
@@ -608,8 +606,10 @@ def export_destinations(integration_id: str, window: Any) -> None:
     @task_group(group_id="destination")
     def per_destination(destination: Any) -> None:
         tables = INTEGRATIONS[integration_id].table_names
-        export_tables.override(outlets=[table_asset(integration_id, t) for t in tables], **export_task_settings())(
-            destination, window, integration_id=integration_id
-        )
+        export_tables.override(
+            outlets=[table_asset(integration_id, t) for t in tables],
+            **export_task_settings(),
+            **alerts.export_task_callbacks(),
+        )(destination, window, integration_id=integration_id)
 
     per_destination.expand(destination=names)
