@@ -213,8 +213,10 @@ def test_failure_cause_is_the_logged_line() -> None:
     assert alerts.failure_cause(AirflowFailException("destination 'x': field 'y': bad"), "x", None) == (
         "destination 'x': field 'y': bad"
     )
-    assert alerts.failure_cause(ExportError("upload failed:\n  SlowDown"), "x", "events") == (
-        "destination 'x': table 'events': upload failed: SlowDown"
+    # An ExportError names destination, connection, bucket and object itself: logged as it is.
+    message = "destination 'x' (connection 'c', bucket 'b'): s3://b/k: export failed:\n  SlowDown"
+    assert alerts.failure_cause(ExportError(message), "x", "events") == (
+        "destination 'x' (connection 'c', bucket 'b'): s3://b/k: export failed: SlowDown"
     )
     assert alerts.failure_cause(ConnectionError("refused"), "x", "events") == (
         "destination 'x': table 'events': ConnectionError: refused"

@@ -97,9 +97,16 @@ def wait_run(airflow: Airflow, run_id: str) -> str:
 
 
 def tis(airflow: Airflow, run_id: str) -> dict[str, dict[str, Any]]:
-    """The run's export map indexes as the UI lists them (REST API), by destination name."""
+    """The run's export map indexes as the UI lists them (REST API), by destination name (the label is
+    'name (#index)')."""
     listed = airflow.api("GET", f"dags/{DAG_ID}/dagRuns/{run_id}/taskInstances?limit=100")["task_instances"]
-    return {ti["rendered_map_index"]: ti for ti in listed if ti["task_id"] == TASK}
+    by_name = {}
+    for ti in listed:
+        if ti["task_id"] == TASK:
+            name, suffix = ti["rendered_map_index"].rsplit(" (#", 1)
+            assert suffix == f"{ti['map_index']})", ti
+            by_name[name] = ti
+    return by_name
 
 
 def log_events(airflow: Airflow, run_id: str, map_index: int, try_number: int = 1) -> list[dict[str, Any]]:
