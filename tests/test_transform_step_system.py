@@ -321,8 +321,10 @@ def test_a_refused_step_fails_its_destination_alone_at_once_with_one_line(dag_ru
             "WHERE dag_id='s3_export' AND run_id=? AND task_id LIKE '%export_tables'",
             (run_id,),
         ).fetchall()
-    by_label = {label: (state, tries, max_tries) for label, state, tries, max_tries in rows}
-    assert set(by_label) == {d["name"] for d in DESTS}, rows  # every map index labelled with its name
+    # Every map index labelled with its name and index ('hmac (#0)'), also the ones that failed fast.
+    by_label = {label.rsplit(" (#", 1)[0]: (state, tries, max_tries) for label, state, tries, max_tries in rows}
+    assert all(label.endswith(")") and " (#" in label for label, *_ in rows), rows
+    assert set(by_label) == {d["name"] for d in DESTS}, rows
     assert by_label[name] == ("failed", 1, 3), by_label  # failed at its first try, 3 retries unused
     assert by_label["plain"][0] == by_label["hmac"][0] == "success"
 
