@@ -288,7 +288,7 @@ def dag_alert_args(dag_id: str) -> dict[str, Any]:
 
     args: dict[str, Any] = {"on_success_callback": run_finished, "on_failure_callback": run_finished}
     interval = deadline_interval(dag_id)
-    if interval is not None:
+    if interval is not None and not alerts_airflow.parsed_by_dags_test():
         args["deadline"] = alerts_airflow.deadline_alert(
             interval=interval, callback=delivery_late, kwargs={"dag_id": dag_id}
         )
