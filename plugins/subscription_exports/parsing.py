@@ -16,6 +16,7 @@ parse is fenced twice:
 
 from __future__ import annotations
 
+import io
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -135,7 +136,7 @@ class RowAlignedReader:
     def read(self, size: int = -1) -> bytes | bytearray:
         self._wait_for_room()
         held, self._held = self._held, b""
-        if size is None or size < 0 or not hasattr(self._raw, "readinto"):
+        if size is None or size < 0:
             return self._read_joined(held, size)
         # One buffer per read, filled in place: the held tail, then the fresh bytes read into it
         # (slicing and joining bytes objects cost two more copies of every block).
@@ -144,7 +145,7 @@ class RowAlignedReader:
         filled = len(held)
         while True:
             with memoryview(block) as view:
-                got = self._raw.readinto(view[filled:]) or 0
+                got = self._read_into(view[filled:])
                 if got:
                     self.counts.add(view[filled : filled + got])
             if not got:  # end of stream: hand over whatever is left
@@ -158,6 +159,13 @@ class RowAlignedReader:
                 return block
             # no row ends in what was read: one long row, read on
             block.extend(bytes(max(size, 1)) if filled == len(block) else b"")
+
+    def _read_into(self, view: memoryview) -> int:
+        if isinstance(self._raw, (io.BufferedIOBase, io.FileIO)):  # pipes, files, BytesIO
+            return self._raw.readinto(view) or 0
+        data = self._raw.read(len(view))  # a stream with only ``read``
+        view[: len(data)] = data
+        return len(data)
 
     def _read_joined(self, held: bytes, size: int | None) -> bytes:
         parts = [held]
