@@ -169,7 +169,8 @@ def export_table(
                 frame = transform.shape(batch, spec, options)
                 if custom is not None:
                     frame = custom_transform.apply(custom, frame, destination=dest.name, spec=dest.transform)
-                sink.write(transform.encode_rows(frame))
+                for lines in transform.encode_row_buffers(frame):
+                    sink.write(lines)
                 rows += len(frame)  # a destination's transform may drop rows
                 now = time.monotonic()
                 if sink.size >= next_bytes or now >= next_time:

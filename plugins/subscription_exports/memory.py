@@ -11,8 +11,13 @@ numpy) and Arrow's memory pool (parsed and shaped columns).
 * Arrow's pool is the system allocator, so its buffers follow the same rule: jemalloc and
   mimalloc keep arenas of their own.
 
-Measured on one export of 1M ``events`` rows (RSS sampled per stage): about 20 MB less peak RSS;
-``make bench`` shows no cost in time. Both settings are per process; Airflow runs each task in a process
+Measured on one export of 1M ``events`` rows (RSS sampled per stage): about 20 MB less peak RSS.
+The price is a page fault per 4 KiB of every large buffer, so the exporter's hot loops reuse their
+large buffers instead of allocating one per block (``parsing.RowAlignedReader`` fills one buffer
+per read, ``ByteCounts``, ``ParseAudit`` and ``transform.columns_to_quote`` keep scratch arrays,
+the encoded lines go to the upload as Arrow buffers, not copied). Arrow on jemalloc (its default
+here) saves about 10% more CPU but peaks about 10 MB higher at 1M rows, decay 0 or not: over the
+280 MB bar (docs/performance.md). Both settings are per process; Airflow runs each task in a process
 of its own. On a C library other than glibc the first is skipped.
 """
 

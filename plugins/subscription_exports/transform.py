@@ -29,11 +29,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from subscription_exports.parsing import value_bytes
+from subscription_exports.parsing import value_buffer, value_bytes
 from subscription_exports.tables import ATTRIBUTES, Kind, TableSpec
 
 LINE_END = "\r\n"  # RFC 4180
@@ -334,15 +335,72 @@ def text_columns(frame: pd.DataFrame) -> list[pa.ChunkedArray]:
 
 
 def encode_rows(frame: pd.DataFrame) -> bytes:
-    """The frame's rows as CSV lines: minimal quoting, NULL as an empty field, CRLF.
+    """The frame's rows as CSV lines: minimal quoting, NULL as an empty field, CRLF."""
+    return b"".join(encode_row_buffers(frame))
 
-    The kernels run over each whole (possibly chunked) column; the lines' data buffers are the bytes.
+
+def encode_row_buffers(frame: pd.DataFrame) -> list[pa.Buffer | bytes]:
+    """``encode_rows`` as the Arrow buffers that hold the lines, in order, not copied into one.
+
+    The kernels run over each whole (possibly chunked) column, only for the columns that hold a
+    comma, quote, CR or LF at all; the lines' data buffers are the bytes.
     """
     if frame.empty:
-        return b""
-    # Quoted chunk by chunk: a chunk without a comma, quote, CR or LF costs one memchr, no kernel.
-    columns = [pa.chunked_array(map(quote_minimal, values.chunks), pa.string()) for values in text_columns(frame)]
+        return []
+    columns = text_columns(frame)
+    quoting = columns_to_quote(columns)
+    columns = [quote_all(values) if quote else values for values, quote in zip(columns, quoting, strict=True)]
     # The line end is joined to the last column, not to whole lines: one pass less over the chunk.
     last = pc.binary_join_element_wise(columns[-1], CRLF, EMPTY, null_handling="replace", null_replacement="")
     lines = pc.binary_join_element_wise(*columns[:-1], last, COMMA, null_handling="replace", null_replacement="")
-    return b"".join(value_bytes(chunk) for chunk in lines.chunks)
+    return [value_buffer(chunk) for chunk in lines.chunks]
+
+
+def quote_all(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    """``quote_minimal`` over a whole chunked column: one call per kernel, not per chunk."""
+    needs = pc.match_substring(values, ",")
+    for special in ('"', "\r", "\n"):
+        needs = pc.or_(needs, pc.match_substring(values, special))
+    quoted = pc.binary_join_element_wise(QUOTE, pc.replace_substring(values, '"', '""'), QUOTE, EMPTY)
+    # `needs` is null exactly where the value is null; `if_else` keeps a null value null.
+    return pc.if_else(needs, quoted, values)
+
+
+class _Scratch(threading.local):
+    """Reused arrays for ``columns_to_quote`` (per thread): a fresh megabyte per group is a fresh
+    mapping, each of its pages faulted in, which costs more than the comparisons."""
+
+    data = np.empty(0, dtype=np.uint8)
+    found = np.empty(0, dtype=bool)
+    other = np.empty(0, dtype=bool)
+
+    def arrays(self, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self.data.size < size:
+            self.data = np.empty(size, dtype=np.uint8)
+            self.found, self.other = np.empty(size, dtype=bool), np.empty(size, dtype=bool)
+        return self.data[:size], self.found[:size], self.other[:size]
+
+
+_scratch = _Scratch()
+CSV_SPECIAL_BYTES = tuple(special[0] for special in CSV_SPECIALS)
+
+
+def columns_to_quote(columns: list[pa.ChunkedArray]) -> list[bool]:
+    """Per column, whether any of its values holds a comma, quote, CR or LF: the values of all
+    columns are laid end to end once and compared byte-wise (SIMD), then summed per column."""
+    per_column = [[np.frombuffer(value_buffer(chunk), dtype=np.uint8) for chunk in values.chunks] for values in columns]
+    sizes = [sum(part.size for part in parts) for parts in per_column]
+    present = [i for i, size in enumerate(sizes) if size]
+    quoting = [False] * len(columns)
+    if not present:
+        return quoting
+    total = sum(sizes)
+    data, found, other = _scratch.arrays(total)
+    np.concatenate([part for i in present for part in per_column[i]], out=data)
+    np.equal(data, CSV_SPECIAL_BYTES[0], out=found)
+    for special in CSV_SPECIAL_BYTES[1:]:
+        np.logical_or(found, np.equal(data, special, out=other), out=found)
+    starts = np.cumsum([0] + [sizes[i] for i in present[:-1]])
+    for i, hits in zip(present, np.logical_or.reduceat(found, starts), strict=True):
+        quoting[i] = bool(hits)
+    return quoting
