@@ -23,7 +23,6 @@ COMPOSE_FILE = ROOT / "docker-compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 S3_CONFIG = ROOT / "docker" / "seaweedfs" / "s3.json"
 DESTINATIONS_DIR = ROOT / "include" / "destinations"
-REQUIREMENTS = ROOT / "requirements.txt"
 README = ROOT / "README.md"
 
 AIRFLOW_SERVICES = (
