@@ -4,7 +4,7 @@ The rest of the package (and the tests) import these names from here instead of 
 shim detects the API it needs (no version numbers compared) and says which Airflow it serves and when
 it can go. When 3.1 support ends, the 3.1 branches below go and most names become plain re-exports.
 
-Airflow 3.0.x is not supported: see docs/deploy.md ("Airflow 3.0") for what fails there and why.
+Airflow 3.0.x is not supported: docs/deploy.md ("Airflow 3.0") says what fails there and why.
 """
 
 from __future__ import annotations
