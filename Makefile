@@ -1,19 +1,28 @@
 # Two commands on a fresh machine: `make demo` and `make test`.
+# Airflow: the newest supported version by default. Every tested version has an input
+# locks/airflow-<version>.in and a lock locks/airflow-<version>.txt (`make lock` regenerates them all);
+# `make venv AIRFLOW_VERSION=3.1.8` builds .venv-3.1.8 for another one, and
+# `make test AIRFLOW_VERSION=3.1.8` runs in it (PYTHON=... picks the interpreter, 3.11 or 3.12).
+AIRFLOW_NEWEST  := 3.3.2
+AIRFLOW_VERSION ?= $(AIRFLOW_NEWEST)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV   ?= .venv
+VENV   ?= $(if $(filter $(AIRFLOW_NEWEST),$(AIRFLOW_VERSION)),.venv,.venv-$(AIRFLOW_VERSION))
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+LOCK   := locks/airflow-$(AIRFLOW_VERSION).txt
+STAMP  := $(VENV)/.installed-airflow-$(AIRFLOW_VERSION)
 
-.PHONY: venv demo test test-fast bench bench-5m bench-scale lint format lock clean
+.PHONY: venv demo test test-fast bench bench-5m bench-scale lint format lock plugins-zip clean
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt requirements.lock
+$(STAMP): requirements.txt requirements-dev.txt locks/airflow-$(AIRFLOW_VERSION).in $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip uv
 	# --compile-bytecode: as pip does by default; without .pyc files (uv's default, and machines that set
 	# PYTHONDONTWRITEBYTECODE) every task process compiles Airflow again: about 3 s per task start.
-	$(VENV)/bin/uv pip install --python $(PY) --quiet --compile-bytecode -r requirements-dev.txt -c requirements.lock
+	$(VENV)/bin/uv pip install --python $(PY) --quiet --compile-bytecode \
+		-r requirements-dev.txt -r locks/airflow-$(AIRFLOW_VERSION).in -c $(LOCK)
+	rm -f $(VENV)/.installed-airflow-*
 	touch $(STAMP)
 
 demo: venv
@@ -44,8 +53,17 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# One lock per tested Airflow version, for Python 3.11 and newer (--universal): requirements-dev.txt
+# resolved together with that Airflow, as Airflow's own constraints files pin a coherent set.
 lock: venv
-	$(VENV)/bin/uv pip compile --quiet --python-version 3.11 requirements-dev.txt -o requirements.lock
+	set -e; for input in locks/airflow-*.in; do \
+		$(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --custom-compile-command "make lock" \
+			"$$input" requirements-dev.txt -o "$${input%.in}.txt"; \
+	done
+
+# plugins.zip for a managed Airflow service (docs/deploy.md): plugins/ with include/ inside the package.
+plugins-zip: venv
+	$(PY) -m devtools.plugins_zip dist/plugins.zip
 
 clean:
-	rm -rf demo-output .demo .bench .airflow .pytest_cache
+	rm -rf demo-output .demo .bench .airflow .pytest_cache dist

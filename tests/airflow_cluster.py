@@ -178,6 +178,7 @@ class Airflow:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     tracker: ProcessTracker = field(default_factory=ProcessTracker)
     base_url: str = ""
+    _token: str | None = None  # see auth_headers
 
     # -- processes ------------------------------------------------------------------------------
 
@@ -233,11 +234,23 @@ class Airflow:
 
     # -- REST API (/api/v2; the test clusters allow every request as admin) ------------------------
 
+    def auth_headers(self) -> dict[str, str]:
+        """A bearer token of the simple auth manager's all-admins mode (``GET /auth/token``), when it gives one.
+
+        Airflow 3.3 lets token-less REST requests through in that mode; 3.1 and 3.2 answer them 401."""
+        if self._token is None:
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/auth/token", timeout=30) as resp:
+                    self._token = json.loads(resp.read()).get("access_token", "")
+            except (urllib.error.URLError, ValueError):
+                self._token = ""
+        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+
     def api(self, method: str, path: str, body: Any = None) -> Any:
         request = urllib.request.Request(
             f"{self.base_url}/api/v2/{path.lstrip('/')}",
             data=None if body is None else json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
+            headers={"Content-Type": "application/json", "Accept": "application/json", **self.auth_headers()},
             method=method,
         )
         try:

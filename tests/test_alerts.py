@@ -208,7 +208,7 @@ def test_the_dags_carry_the_deadline_and_the_run_end_callbacks() -> None:
 
 
 def test_failure_cause_is_the_logged_line() -> None:
-    from airflow.sdk.exceptions import AirflowFailException
+    from subscription_exports.compat import AirflowFailException
 
     assert alerts.failure_cause(AirflowFailException("destination 'x': field 'y': bad"), "x", None) == (
         "destination 'x': field 'y': bad"

@@ -24,13 +24,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
 from conftest import EXPORTER, MISSING_BUCKET
 
 from devtools import airflow_env
 from devtools.faultproxy import FaultProxy
 from devtools.tls import make_ca_and_server_cert
 from subscription_exports import s3, tasks
+from subscription_exports.compat import AirflowFailException
 from subscription_exports.config import validate_destination
 from subscription_exports.integrations import S3_EXPORT
 

@@ -23,7 +23,6 @@ COMPOSE_FILE = ROOT / "docker-compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 S3_CONFIG = ROOT / "docker" / "seaweedfs" / "s3.json"
 DESTINATIONS_DIR = ROOT / "include" / "destinations"
-REQUIREMENTS = ROOT / "requirements.txt"
 README = ROOT / "README.md"
 
 AIRFLOW_SERVICES = (
@@ -177,10 +176,16 @@ def seaweedfs_s3_port(service: dict[str, Any]) -> int:
     return int(match.group(1)) if match else DEFAULT_S3_PORT
 
 
+def dockerfile_args() -> dict[str, str]:
+    """Default values of the Dockerfile's build arguments (``ARG NAME=value``)."""
+    return dict(re.findall(r"^ARG\s+(\w+)=(\S+)\s*$", DOCKERFILE.read_text(), re.MULTILINE))
+
+
 def airflow_pin() -> str:
-    match = re.search(r"^apache-airflow==(\S+)\s*$", REQUIREMENTS.read_text(), re.MULTILINE)
-    assert match, "requirements.txt does not pin apache-airflow=="
-    return match.group(1)
+    """The Airflow version the image is built from by default (requirements.txt names no Airflow)."""
+    version = dockerfile_args().get("AIRFLOW_VERSION")
+    assert version, "the Dockerfile has no ARG AIRFLOW_VERSION=<version>"
+    return version
 
 
 def airflow_version_of_tag(tag: str) -> str:
@@ -458,30 +463,54 @@ def dockerfile_instructions() -> list[str]:
     return [line.strip() for line in text.replace("\\\n", " ").splitlines() if line.strip()]
 
 
-def test_dockerfile_installs_requirements_with_lock_constraints() -> None:
-    instructions = dockerfile_instructions()
-    copied = " ".join(i for i in instructions if i.upper().startswith(("COPY ", "ADD ")))
-    assert "requirements.txt" in copied and "requirements.lock" in copied
-    runs = [shlex.split(i[4:]) for i in instructions if i.upper().startswith("RUN ")]
+def expand(text: str, args: dict[str, str]) -> str:
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: args[m.group(1) or m.group(2)], text)
+
+
+def dockerfile_copies() -> dict[str, str]:
+    """Destination in the image -> source in the repository, of every COPY (build arguments expanded)."""
+    copies = {}
+    for instruction in dockerfile_instructions():
+        if instruction.upper().startswith("COPY "):
+            words = [w for w in shlex.split(expand(instruction[5:], dockerfile_args())) if not w.startswith("--")]
+            copies[words[-1]] = words[0]
+    return copies
+
+
+def dockerfile_pip_install() -> list[str]:
+    """The words of the Dockerfile's one `pip install` (build arguments expanded)."""
+    runs = [
+        shlex.split(expand(i[4:], dockerfile_args())) for i in dockerfile_instructions() if i.upper().startswith("RUN ")
+    ]
     installs = [words for words in runs if "pip" in words and "install" in words]
-    assert installs, "no pip install in the Dockerfile"
-    assert any(
-        option(words, "-r").endswith("requirements.txt") and option(words, "-c").endswith("requirements.lock")
-        for words in installs
-        if "-r" in words and "-c" in words
-    ), "pip install must use -r requirements.txt -c requirements.lock"
+    assert len(installs) == 1, "the Dockerfile must have exactly one pip install"
+    return installs[0]
 
 
-def test_image_airflow_version_matches_requirements(compose: dict[str, Any]) -> None:
+def test_dockerfile_installs_requirements_with_the_lock_of_its_airflow_version() -> None:
+    words, copies = dockerfile_pip_install(), dockerfile_copies()
+    assert copies[option(words, "-r")] == "requirements.txt"
+    assert copies[option(words, "-c")] == f"locks/airflow-{airflow_pin()}.txt"
+    assert (ROOT / copies[option(words, "-c")]).is_file()
+    # The image's own Airflow is named, so that pip keeps it.
+    assert f"apache-airflow=={airflow_pin()}" in words
+
+
+def test_dockerfile_bakes_in_dags_plugins_and_include() -> None:
+    copies = dockerfile_copies()
+    for folder in ("dags", "plugins", "include"):
+        assert copies.get(f"/opt/airflow/{folder}/", "").rstrip("/") == folder, f"{folder}/ is not copied"
+
+
+def test_image_airflow_version_matches_the_compose_image(compose: dict[str, Any]) -> None:
     pin = airflow_pin()
     bases = [i.split()[1] for i in dockerfile_instructions() if i.upper().startswith("FROM ")]
     assert len(bases) == 1
     repository, tag = bases[0].rsplit(":", 1)
     assert repository == "apache/airflow"
-    assert airflow_version_of_tag(tag) == pin
-    assert tag.endswith("-python3.11"), "requirements.lock is compiled for Python 3.11"
+    assert expand(tag, dockerfile_args()) == f"{pin}-python{dockerfile_args()['PYTHON_VERSION']}"
     image_tag = compose["x-airflow-common"]["image"].rsplit(":", 1)[1]
-    assert airflow_version_of_tag(image_tag) == pin
+    assert image_tag == expand(tag, dockerfile_args())
 
 
 # -- docs -----------------------------------------------------------------------------------

@@ -97,6 +97,8 @@ def api(airflow: Airflow, path: str, body: dict[str, Any] | None = None, **query
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method="POST" if data else "GET")
     request.add_header("Accept", "application/json")
+    for name, value in airflow.auth_headers().items():
+        request.add_header(name, value)
     if data:
         request.add_header("Content-Type", "application/json")
     with urllib.request.urlopen(request, timeout=60) as resp:

@@ -70,7 +70,7 @@ def log_url(ti: Any) -> str:
     url = getattr(ti, "log_url", None)
     if isinstance(url, str) and url:
         return url
-    from airflow.sdk.configuration import conf
+    from subscription_exports.compat import conf
 
     base = conf.get("api", "base_url", fallback="http://localhost:8080/").rstrip("/")
     mapped = f"/mapped/{ti.map_index}" if getattr(ti, "map_index", -1) is not None and ti.map_index >= 0 else ""
@@ -78,7 +78,7 @@ def log_url(ti: Any) -> str:
 
 
 def is_fail_fast(exc: BaseException | None) -> bool:
-    from airflow.sdk.exceptions import AirflowFailException
+    from subscription_exports.compat import AirflowFailException
 
     return isinstance(exc, AirflowFailException)
 

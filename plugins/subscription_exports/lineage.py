@@ -32,15 +32,15 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from subscription_exports.compat import hook_lineage_collector
+
 log = logging.getLogger(__name__)
 
 
 def active_collector() -> Any | None:
     """Airflow's hook lineage collector, or None when no lineage reader is installed (no-op collector)."""
     try:
-        from airflow.sdk.lineage import NoOpCollector, get_hook_lineage_collector
-
-        collector = get_hook_lineage_collector()
+        collector, NoOpCollector = hook_lineage_collector()
     except Exception as exc:
         log.warning("lineage: the hook lineage collector is not available: %s", exc)
         return None

@@ -28,9 +28,9 @@ import time
 from typing import Any, NoReturn
 
 from airflow.sdk import Asset, Param, get_current_context, task, task_group
-from airflow.sdk.exceptions import AirflowFailException
 
 from subscription_exports import alerts
+from subscription_exports.compat import AirflowFailException
 from subscription_exports.integrations import INTEGRATIONS
 
 log = logging.getLogger(__name__)
@@ -310,13 +310,12 @@ def _configurations(integration: Any) -> tuple[Any, list[Any]]:
     doc_md=LOAD_DESTINATIONS_DOC,
     retries=1,
     retry_delay=dt.timedelta(seconds=15),
-    retry_exponential_backoff=0,
+    retry_exponential_backoff=False,
 )
 def load_destinations(integration_id: str) -> list[str]:
     """The names of this run's destinations; fails only for what belongs to no single destination."""
-    from airflow.sdk.configuration import conf
-
     from subscription_exports import config, keys
+    from subscription_exports.compat import conf
 
     integration = INTEGRATIONS[integration_id]
     try:

@@ -37,6 +37,8 @@ from airflow.timetables.base import DagRunInfo, DataInterval, TimeRestriction, T
 from airflow.utils.types import DagRunType
 from pendulum import UTC, DateTime, Time
 
+from subscription_exports.compat import dag_run_info
+
 
 def _day_start(moment: DateTime) -> DateTime:
     return DateTime.combine(moment.in_timezone(UTC).date(), Time.min).replace(tzinfo=UTC)
@@ -75,7 +77,7 @@ class CalendarDayTimetable(Timetable):
         # A day whose run time has passed (catch-up, backfill) can run at once: run_after is then the
         # day's own start, so that a backfill's run id (backfill__<run_after>) names the day.
         run_after = day_start if run_at <= self._now() else run_at
-        return DagRunInfo(run_after=run_after, data_interval=DataInterval(day_start, end))
+        return dag_run_info(run_after=run_after, data_interval=DataInterval(day_start, end))
 
     def generate_run_id(
         self, *, run_type: DagRunType, run_after: DateTime, data_interval: DataInterval | None, **extra: Any

@@ -1,0 +1,86 @@
+"""What differs between the supported Airflow minors (3.1.x, 3.2.x, 3.3.x): the one place that knows.
+
+The rest of the package (and the tests) import these names from here instead of from Airflow. Each
+shim detects the API it needs (no version numbers compared) and says which Airflow it serves and when
+it can go. When 3.1 support ends, the 3.1 branches below go and most names become plain re-exports.
+
+Airflow 3.0.x is not supported: docs/deploy.md ("Airflow 3.0") says what fails there and why.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# AirflowFailException moved to the Task SDK in 3.2 (airflow.exceptions still re-exports it there,
+# with a deprecation warning). Serves 3.1.x; remove the fallback when 3.1 is no longer supported.
+try:
+    from airflow.sdk.exceptions import AirflowFailException
+except ImportError:  # Airflow 3.1
+    from airflow.exceptions import AirflowFailException
+
+# Airflow's settings as a task reads them: the Task SDK's `conf` (3.2+); 3.1 has only the core one
+# (same file, same environment variables). Serves 3.1.x; remove the fallback with 3.1.
+try:
+    from airflow.sdk.configuration import conf
+except ImportError:  # Airflow 3.1
+    from airflow.configuration import conf
+
+
+def hook_lineage_collector() -> tuple[Any, type]:
+    """Airflow's hook lineage collector and its no-op class (a no-op collector: no lineage reader installed).
+
+    In the Task SDK (``airflow.sdk.lineage``) since 3.2; 3.1 has it in ``airflow.lineage.hook`` (the
+    same collector the providers' hooks report to). Imported on use: nothing of lineage loads at DAG
+    parse time. Serves 3.1.x; remove the fallback with 3.1."""
+    try:
+        from airflow.sdk.lineage import NoOpCollector, get_hook_lineage_collector
+    except ImportError:  # Airflow 3.1
+        from airflow.lineage.hook import NoOpCollector, get_hook_lineage_collector
+    return get_hook_lineage_collector(), NoOpCollector
+
+
+def dag_run_info(*, run_after: Any, data_interval: Any) -> Any:
+    """A timetable's ``DagRunInfo`` for a run without a partition.
+
+    3.2 added ``partition_date`` and ``partition_key`` as *required* fields (3.3 gives them defaults;
+    3.1 does not have them). Serves 3.2.x; when 3.2 is no longer supported, call
+    ``DagRunInfo(run_after=..., data_interval=...)`` directly."""
+    from airflow.timetables.base import DagRunInfo
+
+    if "partition_key" in DagRunInfo._fields:  # Airflow 3.2+
+        return DagRunInfo(run_after=run_after, data_interval=data_interval, partition_date=None, partition_key=None)
+    return DagRunInfo(run_after=run_after, data_interval=data_interval)
+
+
+def dag_bag_class() -> type:
+    """Airflow's ``DagBag`` (the DAG-integrity tests parse the dags/ folder with it; not used at run time).
+
+    ``airflow.dag_processing.dagbag`` since 3.2, ``airflow.models.dagbag`` in 3.1 (deprecated from 3.2).
+    Serves 3.1.x; remove with 3.1."""
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow 3.1
+        from airflow.models.dagbag import DagBag
+    return DagBag
+
+
+def dag_serialization() -> type:
+    """The class that turns a DAG into its serialized (JSON) form and back (DAG-integrity tests only).
+
+    ``DagSerialization`` since 3.2; 3.1 has the same ``to_dict``/``from_dict`` on ``SerializedDAG``.
+    Serves 3.1.x; remove with 3.1."""
+    try:
+        from airflow.serialization.serialized_objects import DagSerialization
+    except ImportError:  # Airflow 3.1
+        from airflow.serialization.serialized_objects import SerializedDAG as DagSerialization
+    return DagSerialization
+
+
+__all__ = [
+    "AirflowFailException",
+    "conf",
+    "dag_bag_class",
+    "dag_run_info",
+    "dag_serialization",
+    "hook_lineage_collector",
+]
