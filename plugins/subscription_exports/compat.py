@@ -26,6 +26,17 @@ except ImportError:  # Airflow 3.1
     from airflow.configuration import conf
 
 
+def _backoff_takes_a_multiplier() -> bool:
+    from airflow.sdk.bases.operator import BaseOperator
+
+    return "float" in str(BaseOperator.__init__.__annotations__.get("retry_exponential_backoff", ""))
+
+
+# Exponential backoff between retries, doubling the delay each try. 3.2+ take a multiplier (True is
+# 1.0 there: a constant delay); 3.1 takes a bool (True doubles). Serves 3.1.x; becomes plain 2.0 with 3.1.
+EXPONENTIAL_BACKOFF: float | bool = 2.0 if _backoff_takes_a_multiplier() else True
+
+
 def hook_lineage_collector() -> tuple[Any, type]:
     """Airflow's hook lineage collector and its no-op class (a no-op collector: no lineage reader installed).
 

@@ -30,7 +30,7 @@ from typing import Any, NoReturn
 from airflow.sdk import Asset, Param, get_current_context, task, task_group
 
 from subscription_exports import alerts
-from subscription_exports.compat import AirflowFailException
+from subscription_exports.compat import EXPONENTIAL_BACKOFF, AirflowFailException
 from subscription_exports.integrations import INTEGRATIONS
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def default_args() -> dict[str, Any]:
         "retries": int(os.environ.get("SUBSCRIPTION_EXPORTS_RETRIES", "3")),
         "retry_delay": dt.timedelta(seconds=float(os.environ.get("SUBSCRIPTION_EXPORTS_RETRY_DELAY_SECONDS", "60"))),
         # A multiplier in Airflow 3.3 (True is 1.0, a constant delay): 2.0 doubles the delay each retry.
-        "retry_exponential_backoff": 2.0,
+        "retry_exponential_backoff": EXPONENTIAL_BACKOFF,
         "max_retry_delay": dt.timedelta(minutes=30),
     }
 
