@@ -34,7 +34,9 @@ DAY = dt.date(2026, 3, 7)
 LABEL = f"{DAY}..{DAY}"  # a manual range run's window label
 BUCKET = "adapty-events"
 RANGE = {"date_from": str(DAY), "date_to": str(DAY)}
-DEADLINE = dt.timedelta(minutes=30)
+# Long enough that a logical date a deadline back names a day that is over (a manual run's logical date
+# names the day it exports, and a day not over is refused), short enough to fire during the test.
+DEADLINE = dt.timedelta(days=1, hours=12)
 
 ALPHA = {"name": "alpha", "conn_id": "exports_s3", "bucket": BUCKET, "folder": "alerts/alpha", "app_id": IOS}
 BETA = {"name": "beta", "conn_id": "exports_s3", "bucket": BUCKET, "folder": "alerts/beta", "app_id": ANDROID}
@@ -76,7 +78,7 @@ def airflow(tmp_path_factory, pg_database_factory, seaweedfs, admin, sink) -> It
         AIRFLOW_CONN_EXPORTS_S3=aws_connection(seaweedfs),
         AIRFLOW_CONN_SMTP_ALERTS=sink.connection(),
         AIRFLOW_CONN_SMTP_DOWN=json.dumps({**json.loads(sink.connection()), "port": nothing_listens}),
-        SUBSCRIPTION_EXPORTS_DELIVERY_DEADLINE="30m",  # after the run's logical date
+        SUBSCRIPTION_EXPORTS_DELIVERY_DEADLINE="1d12h",  # after the run's logical date (DEADLINE)
         PYTHONPATH=os.pathsep.join([str(ROOT / "plugins"), str(ROOT), str(modules)]),
     ) as af:
         af.cli("dags", "unpause", DAG_ID)
@@ -299,7 +301,8 @@ def deadline_rows(airflow: Airflow, run_id: str) -> list[dict[str, Any]]:
 def test_deadline_fires_for_a_held_back_run_not_for_one_delivered_in_time(airflow, sink):
     set_variable(airflow, ALPHA, BETA, FIXED)
     # delivered in time: Airflow created its deadline with the run and deletes it when the run ends first
-    logical = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    # (deadline 20 minutes from now; the logical date names a complete day, which the run exports)
+    logical = dt.datetime.now(dt.UTC).replace(microsecond=0) - DEADLINE + dt.timedelta(minutes=20)
     trigger(airflow, "alerts_in_time", "--logical-date", logical.isoformat())
     created = deadline_rows(airflow, "alerts_in_time")
     assert [row["deadline_time"] for row in created] == [logical + DEADLINE], created
@@ -321,7 +324,7 @@ def test_deadline_fires_for_a_held_back_run_not_for_one_delivered_in_time(airflo
     assert len(late) == 1
     body = lines(late[0])
     day = next(line.removeprefix("Day: ") for line in body if line.startswith("Day: "))
-    assert dt.date.fromisoformat(day) <= held_logical.date()  # the latest complete day at the logical date
+    assert dt.date.fromisoformat(day) == held_logical.date()  # the day the logical date names
     when = deadline.strftime("%Y-%m-%d %H:%M UTC")
     assert late[0]["Subject"] == f"[{DAG_ID}] LATE: 3 of 3 destination(s) not delivered for {day} by {when}"
     assert body == [

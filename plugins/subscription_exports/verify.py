@@ -17,6 +17,7 @@ import io
 import json
 import os
 import sys
+import warnings
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -204,11 +205,18 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"FAILED {exc}", file=sys.stderr)
         return 2
-    # One line of output: keep Airflow's informational logging (connection lookup) quiet.
+    # One line of output: keep Airflow's informational logging (connection lookup) quiet, and its
+    # import deprecation warnings (Airflow 3.1 warns about its own modules' moved names) off stderr.
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "ERROR")
+    # Airflow 3.1 also warns about SQLAlchemy's deprecations when it reads a connection. Airflow adds its
+    # own warning filters when imported: silenced again after the import.
+    warnings.simplefilter("ignore")
     try:
+        import airflow.settings  # noqa: F401  (initialised here, so that its filters come before ours)
+
         from subscription_exports.s3 import s3_client
 
+        warnings.simplefilter("ignore")
         client = s3_client(args.conn_id)
     except Exception as exc:
         print(f"FAILED connection '{args.conn_id}': {' '.join(str(exc).split())[:300]}", file=sys.stderr)
