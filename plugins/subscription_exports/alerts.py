@@ -287,8 +287,10 @@ def dag_alert_args(dag_id: str) -> dict[str, Any]:
     from subscription_exports import alerts_airflow
 
     args: dict[str, Any] = {"on_success_callback": run_finished, "on_failure_callback": run_finished}
+    from subscription_exports.compat import run_deadlines_supported
+
     interval = deadline_interval(dag_id)
-    if interval is not None and not alerts_airflow.parsed_by_dags_test():
+    if interval is not None and run_deadlines_supported() and not alerts_airflow.parsed_by_dags_test():
         args["deadline"] = alerts_airflow.deadline_alert(
             interval=interval, callback=delivery_late, kwargs={"dag_id": dag_id}
         )

@@ -37,6 +37,19 @@ def _backoff_takes_a_multiplier() -> bool:
 EXPONENTIAL_BACKOFF: float | bool = 2.0 if _backoff_takes_a_multiplier() else True
 
 
+def run_deadlines_supported() -> bool:
+    """Whether the DAGs may carry a Deadline Alert (the delivery deadline, alerts.py).
+
+    Airflow 3.1 evaluates a DAG's deadline when it creates a run and raises when the run has no
+    logical date (``models/deadline.py`` ``_fetch_from_db``: "No matching record found"), so every
+    trigger without a logical date (UI, REST, ``airflow dags trigger`` of a range) would be refused;
+    3.2+ create the run without a deadline instead. Detected by 3.2's serialized deadline module.
+    Serves 3.1.x (no late-delivery alert there); remove with 3.1."""
+    import importlib.util
+
+    return importlib.util.find_spec("airflow.serialization.definitions.deadline") is not None
+
+
 def hook_lineage_collector() -> tuple[Any, type]:
     """Airflow's hook lineage collector and its no-op class (a no-op collector: no lineage reader installed).
 
