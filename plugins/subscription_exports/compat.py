@@ -37,6 +37,13 @@ def _backoff_takes_a_multiplier() -> bool:
 EXPONENTIAL_BACKOFF: float | bool = 2.0 if _backoff_takes_a_multiplier() else True
 
 
+def connection_undefined(exc: BaseException) -> bool:
+    """Airflow's "connection not found": ``AirflowNotFoundException`` or a subclass, matched by name
+    because the class lives in ``airflow.exceptions`` or the Task SDK depending on the version and the
+    process (task, dag-processor, CLI)."""
+    return "NotFound" in type(exc).__name__
+
+
 def run_deadlines_supported() -> bool:
     """Whether the DAGs may carry a Deadline Alert (the delivery deadline, alerts.py).
 

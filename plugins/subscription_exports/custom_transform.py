@@ -98,10 +98,12 @@ def step_connection(conn_id: str, *, destination: str, spec: str) -> Any:
     """
     from airflow.sdk import BaseHook
 
+    from subscription_exports.compat import connection_undefined
+
     try:
         return BaseHook.get_connection(conn_id)
     except Exception as exc:
-        if "NotFound" not in type(exc).__name__:  # AirflowNotFoundException and its subclasses
+        if not connection_undefined(exc):
             raise
     raise TransformError(
         f"transform {spec!r} of destination {destination!r}: connection {conn_id!r} (transform_conn_id) is not "

@@ -30,7 +30,7 @@ from typing import Any, NoReturn
 from airflow.sdk import Asset, Param, get_current_context, task, task_group
 
 from subscription_exports import alerts
-from subscription_exports.compat import EXPONENTIAL_BACKOFF, AirflowFailException
+from subscription_exports.compat import EXPONENTIAL_BACKOFF, AirflowFailException, connection_undefined
 from subscription_exports.integrations import INTEGRATIONS
 
 log = logging.getLogger(__name__)
@@ -421,13 +421,8 @@ def _retry_outlook(ti: Any) -> str:
     return f"no retries left ({tries}): clear this map index once the store answers"
 
 
-def _conn_undefined(exc: Exception) -> bool:
-    """Airflow's "connection not found" (AirflowNotFoundException or a subclass)."""
-    return "NotFound" in type(exc).__name__
-
-
 def _conn_problem(exc: Exception, conn_id: str) -> str:
-    if _conn_undefined(exc):
+    if connection_undefined(exc):
         return f"connection '{conn_id}' is not defined"
     return " ".join(str(exc).split())[:300] or type(exc).__name__
 
@@ -476,7 +471,7 @@ def export_tables(destination: str, window: dict[str, str], integration_id: str)
         dialect, connection = source.connect(own.source_conn_id)
     except Exception as exc:
         where = f"destination '{dest.name}': source connection '{own.source_conn_id}'"
-        if not (isinstance(exc, source.SourceError) or _conn_undefined(exc)):
+        if not (isinstance(exc, source.SourceError) or connection_undefined(exc)):
             log.error("%s: %s", where, _conn_problem(exc, own.source_conn_id))
             raise  # e.g. the database is down: retried
         # A configuration error (undefined connection, unsupported type): retrying cannot help.
