@@ -34,6 +34,7 @@ import psutil
 from devtools import pgserver
 from devtools.airflow_env import source_connection
 from devtools.seaweedfs import Identity, SeaweedFS
+from devtools.threadcpu import SAMPLER
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".bench"
@@ -294,12 +295,15 @@ def events_phase(store: SeaweedFS, args: argparse.Namespace) -> bool:
     copy_cmd = [pgserver.psql(), f"{PG}/{DB}", "-q", "-o", str(csv_path), "-c", copy_sql(query)]
     plain_cmd = ours_cmd("events", bench_destination("ours"))
     gzip_cmd = ours_cmd("events", bench_destination("ours-gzip", gzip=True))
+    jemalloc_cmd = ours_cmd("events", bench_destination("ours-jemalloc"))
+    jemalloc_env = {**env, "SUBSCRIPTION_EXPORTS_ARROW_ALLOCATOR": "jemalloc"}
     sql_cmd = [PYTHON, "-c", SQL_TO_S3.format(query=str(query_file), bucket=BUCKET)]
     paths = [
         ("copy", copy_cmd, env, args.repeat),
         ("upload", upload_cmd(store, csv_path, "baseline/events.csv"), env, args.repeat),
         ("ours", plain_cmd, env, args.repeat),
         ("ours_gzip", gzip_cmd, env, args.repeat),
+        ("ours_jemalloc", jemalloc_cmd, jemalloc_env, args.repeat),
     ]
     if not args.skip_sqltos3:
         paths.append(("sqltos3", sql_cmd, env, args.sqltos3_repeat))
@@ -313,7 +317,11 @@ def events_phase(store: SeaweedFS, args: argparse.Namespace) -> bool:
             if name != "copy" and name != "upload":
                 outputs[name] = run.out
                 task_times.setdefault(name, []).append(task_seconds(run.out))
-                task_cpu.setdefault(name, []).append(task_seconds(run.out, "task_cpu_seconds"))
+                spent = task_seconds(run.out, "task_cpu_seconds")
+                # our paths run the per-thread sampler (devtools.threadcpu): the bench's instrument,
+                # not the export, so its own CPU is not the task's
+                spent = spent - thread_cpu(run.out).get(SAMPLER, 0.0) if spent is not None else None
+                task_cpu.setdefault(name, []).append(spent)
             if name == "ours":
                 threads.append(thread_cpu(run.out))
             print(
@@ -551,10 +559,12 @@ def report(
         "sqltos3": "SqlToS3Operator (defaults)",
         "ours": "ours: events export, PostgreSQL -> S3",
         "ours_gzip": "ours with gzip",
+        "ours_jemalloc": "ours, Arrow on jemalloc (SUBSCRIPTION_EXPORTS_ARROW_ALLOCATOR)",
     }
     print(f"\n{rows:,} events rows, {csv_bytes / 1e6:.0f} MB CSV ({gzip_bytes / 1e6:.0f} MB gzip); "
           f"medians of {args.repeat} runs (SqlToS3Operator: {args.sqltos3_repeat}); peak RSS = max; "
-          "CPU = user + system of the process and its children (no path counts the server's CPU)\n")  # fmt: skip
+          "CPU = user + system of the process and its children (no path counts the server's CPU); "
+          "task CPU of our paths without the bench's per-thread sampler\n")  # fmt: skip
     print("| path | process wall (spread) | process CPU (spread) | task time | task CPU | peak RSS | rows/s |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for key, label in labels.items():
@@ -579,6 +589,12 @@ def report(
     print(f"gzip cost: {wall['ours_gzip'] / ours:.2f}x the time, {cpu['ours_gzip'] / cpu['ours']:.2f}x the CPU, "
           f"{gzip_bytes / csv_bytes:.0%} of the bytes")  # fmt: skip
     print(f"peak RSS of our export: {peak['ours'] / 2**20:.0f} MB   (bar: at most 280 MB)")
+    if "ours_jemalloc" in tcpu:
+        jem = "ours_jemalloc"
+        vs_sqltos3 = f"{tcpu['sqltos3'] / tcpu[jem]:.1f}x" if "sqltos3" in tcpu else "-"
+        print(f"Arrow on jemalloc: {tcpu[jem] / tcpu['ours']:.2f}x the task CPU, {task[jem] / task['ours']:.2f}x "
+              f"the task time, peak RSS {peak[jem] / 2**20:.0f} MB ({(peak[jem] - peak['ours']) / 2**20:+.0f} MB); "
+              f"SqlToS3Operator CPU / ours on jemalloc = {vs_sqltos3} by task CPU")  # fmt: skip
     if threads:
         medians = {g: statistics.median(t.get(g, 0.0) for t in threads) for t2 in threads for g in t2}
         groups = sorted(medians, key=lambda g: -medians[g])

@@ -17,12 +17,13 @@ from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
+SAMPLER = "this sampler"
 # Thread name prefix -> the part of the export it runs (exporter threads are named where they start).
 GROUPS = (
     ("MainThread", "main: shaping, encoding, parse hand-off"),
     ("source-producer", "COPY reader (source)"),
     ("s3-part", "upload (multipart parts)"),
-    ("bench-cpu-sampler", "this sampler"),
+    ("bench-cpu-sampler", SAMPLER),
 )
 NATIVE = "Arrow native pool: CSV parse"
 OTHER = "other Python threads"

@@ -1,0 +1,105 @@
+"""memory.py: Arrow's pool chosen by SUBSCRIPTION_EXPORTS_ARROW_ALLOCATOR, the same bytes on every pool.
+
+The pool is process-wide and set once per process (as in an Airflow task), so each case runs in a
+fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from subscription_exports import memory
+
+PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
+
+# Parse, shape and encode a hostile day (quotes, CR, LF, commas at every offset of small blocks) in
+# a fresh process, then print the backend in use and a digest of the bytes.
+EXPORT_IN_PROCESS = """
+import hashlib, json, sys
+sys.path.insert(0, {plugins!r})
+import pyarrow as pa
+from subscription_exports import memory, parsing, transform
+from subscription_exports.tables import EVENTS
+memory.bound_process_memory()
+columns = transform.source_columns(EVENTS)
+values = ['', 'a,b', 'say "hi"', 'line\\r\\nbreak', 'x' * 300, '=1+2', 'lone\\rcr', 'emoji \\U0001f600']
+rows = []
+for i in range(800):
+    row = [values[(i + j) % len(values)] for j in range(len(columns))]
+    row[columns.index('event_type')] = 'TRIAL_STARTED'
+    for name in ('event_datetime', 'subscription_expires_at', 'install_date'):
+        row[columns.index(name)] = '2026-03-07 12:34:56.1+00'
+    for name in ('revenue_usd', 'proceeds_usd', 'net_revenue_usd', 'tax_amount_usd', 'revenue_local',
+                 'proceeds_local', 'net_revenue_local', 'tax_amount_local'):
+        row[columns.index(name)] = '9.9900'
+    row[columns.index('attributes')] = ''
+    rows.append(row)
+def field(v):
+    return '"' + v.replace('"', '""') + '"' if v == '' or any(c in v for c in ',"\\r\\n') else v
+text = ','.join(columns) + '\\n' + ''.join(','.join(field(v) for v in row) + '\\n' for row in rows)
+import io
+digest = hashlib.sha256()
+chunks = parsing.open_chunks(io.BytesIO(text.encode()), columns, block_size=4096)
+for group in transform.grouped(chunks, 8192):
+    frame = transform.shape(group, EVENTS, transform.ShapeOptions())
+    for buffer in transform.encode_row_buffers(frame):
+        digest.update(buffer)
+print(json.dumps({{"backend": pa.default_memory_pool().backend_name, "sha256": digest.hexdigest()}}))
+"""
+
+
+def run_export(allocator: str | None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != memory.ALLOCATOR_VARIABLE}
+    if allocator is not None:
+        env[memory.ALLOCATOR_VARIABLE] = allocator
+    done = subprocess.run(
+        [sys.executable, "-c", EXPORT_IN_PROCESS.format(plugins=str(PLUGINS))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def available(name: str) -> bool:
+    try:
+        getattr(pa, f"{name}_memory_pool")()
+    except NotImplementedError:
+        return False
+    return True
+
+
+def test_default_is_the_system_allocator() -> None:
+    assert run_export(None)["backend"] == "system"
+
+
+@pytest.mark.parametrize("name", ["jemalloc", "mimalloc"])
+def test_another_allocator_writes_the_same_bytes(name: str) -> None:
+    # pyarrow's Linux wheels (the locks pin them) carry both; a build without one is a failure here,
+    # not a skip: the documented setting would not work.
+    assert available(name), (
+        f"pyarrow {pa.__version__} has no {name}: the setting documented in docs/performance.md fails"
+    )
+    system = run_export("system")
+    other = run_export(f" {name.upper()} ")  # case and blanks, as a worker's environment may hold them
+    assert other["backend"] == name
+    assert other["sha256"] == system["sha256"]
+
+
+def test_unknown_allocator_is_one_line_naming_the_variable() -> None:
+    with pytest.raises(memory.AllocatorError) as caught:
+        memory.arrow_pool("tcmalloc")
+    message = str(caught.value)
+    assert message == (
+        "SUBSCRIPTION_EXPORTS_ARROW_ALLOCATOR='tcmalloc' is not an allocator: use one of system, jemalloc, mimalloc"
+    )
+    assert "\n" not in message
