@@ -120,7 +120,7 @@ def _connect_postgres(conn_id: str, conn: Any) -> Any:
     """A psycopg2 connection with the arguments ``PostgresHook.get_conn`` builds (host, port, login,
     password, schema as the database, every other extra as a libpq option).
 
-    Why not the hook: it imports psycopg 3 and psycopg2, SQLAlchemy's dialect helpers and sqlparse,
+    Why not the hook: it imports psycopg 3, psycopg2, the common SQL provider and sqlparse,
     about 17 MB of every export task's memory for one ``connect``, and its psycopg 3 connection reads
     COPY one row per Python call (psycopg2's ``copy_expert`` loops in C without the GIL: about
     1 CPU-second less per million rows). A connection that signs in with a token (``iam``,
