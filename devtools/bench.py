@@ -317,13 +317,14 @@ def events_phase(store: SeaweedFS, args: argparse.Namespace) -> bool:
             if name != "copy" and name != "upload":
                 outputs[name] = run.out
                 task_times.setdefault(name, []).append(task_seconds(run.out))
+                by_thread = thread_cpu(run.out)
                 spent = task_seconds(run.out, "task_cpu_seconds")
                 # our paths run the per-thread sampler (devtools.threadcpu): the bench's instrument,
                 # not the export, so its own CPU is not the task's
-                spent = spent - thread_cpu(run.out).get(SAMPLER, 0.0) if spent is not None else None
+                spent = spent - by_thread.get(SAMPLER, 0.0) if spent is not None else None
                 task_cpu.setdefault(name, []).append(spent)
-            if name == "ours":
-                threads.append(thread_cpu(run.out))
+                if name == "ours":
+                    threads.append(by_thread)
             print(
                 f"run {i + 1}/{runs} {name:10s} {run.wall:7.1f} s wall  {run.cpu:7.1f} s CPU  "
                 f"{run.peak / 2**20:7.0f} MB",

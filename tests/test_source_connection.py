@@ -47,3 +47,11 @@ def test_an_unknown_option_fails_with_libpqs_line(monkeypatch: pytest.MonkeyPatc
     conn_id = postgres_connection(monkeypatch, postgres, {"not_a_libpq_option": "1"})
     with pytest.raises(Exception, match='invalid connection option "not_a_libpq_option"'):
         source.connect(conn_id)
+
+
+def test_the_hooks_own_extras_are_all_left_out() -> None:
+    # source.HOOK_EXTRAS copies PostgresHook's list so the export need not import the hook; a provider
+    # release that adds one must not see it passed to libpq.
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    assert set(PostgresHook.ignored_extra_options) <= source.HOOK_EXTRAS
