@@ -23,6 +23,7 @@ PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
 EXPORT_IN_PROCESS = """
 import hashlib, json, sys
 sys.path.insert(0, {plugins!r})
+import pyarrow as pa
 from subscription_exports import memory, parsing, transform
 from subscription_exports.tables import EVENTS
 memory.bound_process_memory()
