@@ -57,6 +57,7 @@ class Measured:
     peak: int
     cpu: float  # user + system of the process and every child it waited for (os.wait4)
     out: str
+    faults: int = 0  # minor page faults of the same (a fresh page mapped in: the cost of a fresh buffer)
 
 
 def measure(cmd: list[str], env: dict[str, str] | None = None) -> Measured:
@@ -84,7 +85,7 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> Measured:
         out, err = out_file.read().decode(errors="replace"), err_file.read().decode(errors="replace")
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:3])} failed:\n{err[-3000:]}")
-    return Measured(wall, peak, usage.ru_utime + usage.ru_stime, out)
+    return Measured(wall, peak, usage.ru_utime + usage.ru_stime, out, usage.ru_minflt)
 
 
 def query_params(table: str, dialect: str) -> dict:
@@ -110,13 +111,14 @@ def bench_destination(folder: str, **settings) -> dict:
     return {"name": "bench", "conn_id": "bench_s3", "bucket": BUCKET, "folder": folder, "app_id": APP, **settings}
 
 
-def ours_cmd(table: str, dest: dict, source_conn: str = "bench_source") -> list[str]:
+def ours_cmd(table: str, dest: dict, source_conn: str = "bench_source", root: Path = ROOT) -> list[str]:
+    """Our export of ``table`` in a process of its own; ``root``: another checkout's code (--compare-root)."""
     from subscription_exports.integrations import INTEGRATIONS
 
     integration = next(i for i in INTEGRATIONS.values() if table in i.table_names)
     code = OURS.format(
-        plugins=str(ROOT / "plugins"),
-        root=str(ROOT),
+        plugins=str(root / "plugins"),
+        root=str(root),
         integration=integration.dag_id,
         dest=dest,
         source_conn=source_conn,
@@ -225,6 +227,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-events", action="store_true", help="only the other tables and SQLite")
     parser.add_argument("--no-verify", action="store_true", help="skip the byte-for-byte reference check")
     parser.add_argument("--reuse-data", action="store_true", help="keep the databases of a previous run")
+    parser.add_argument(
+        "--compare-root",
+        type=Path,
+        help="another checkout of this repository (e.g. a git worktree of an older commit): its export runs "
+        "interleaved with ours, same data and store, for a before/after ratio in one run",
+    )
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT / "plugins"))
     sys.path.insert(0, str(ROOT / "tests"))
@@ -295,16 +303,19 @@ def events_phase(store: SeaweedFS, args: argparse.Namespace) -> bool:
     copy_cmd = [pgserver.psql(), f"{PG}/{DB}", "-q", "-o", str(csv_path), "-c", copy_sql(query)]
     plain_cmd = ours_cmd("events", bench_destination("ours"))
     gzip_cmd = ours_cmd("events", bench_destination("ours-gzip", gzip=True))
-    jemalloc_cmd = ours_cmd("events", bench_destination("ours-jemalloc"))
-    jemalloc_env = {**env, "SUBSCRIPTION_EXPORTS_ARROW_ALLOCATOR": "jemalloc"}
+    system_cmd = ours_cmd("events", bench_destination("ours-system"))
+    system_env = {**env, "SUBSCRIPTION_EXPORTS_ARROW_ALLOCATOR": "system"}
     sql_cmd = [PYTHON, "-c", SQL_TO_S3.format(query=str(query_file), bucket=BUCKET)]
     paths = [
         ("copy", copy_cmd, env, args.repeat),
         ("upload", upload_cmd(store, csv_path, "baseline/events.csv"), env, args.repeat),
         ("ours", plain_cmd, env, args.repeat),
         ("ours_gzip", gzip_cmd, env, args.repeat),
-        ("ours_jemalloc", jemalloc_cmd, jemalloc_env, args.repeat),
+        ("ours_system", system_cmd, system_env, args.repeat),
     ]
+    if args.compare_root:
+        compare_cmd = ours_cmd("events", bench_destination("compared"), root=args.compare_root.resolve())
+        paths.append(("compared", compare_cmd, env, args.repeat))
     if not args.skip_sqltos3:
         paths.append(("sqltos3", sql_cmd, env, args.sqltos3_repeat))
     for i in range(max(n for *_, n in paths)):
@@ -552,6 +563,7 @@ def report(
     wall = {k: statistics.median(r.wall for r in v) for k, v in results.items()}
     cpu = {k: statistics.median(r.cpu for r in v) for k, v in results.items()}
     peak = {k: max(r.peak for r in v) for k, v in results.items()}
+    faults = {k: statistics.median(r.faults for r in v) for k, v in results.items()}
     task = {k: statistics.median(v) for k, v in task_times.items()}
     tcpu = {k: statistics.median(v) for k, v in task_cpu.items()}
     labels = {
@@ -560,14 +572,16 @@ def report(
         "sqltos3": "SqlToS3Operator (defaults)",
         "ours": "ours: events export, PostgreSQL -> S3",
         "ours_gzip": "ours with gzip",
-        "ours_jemalloc": "ours, Arrow on jemalloc (SUBSCRIPTION_EXPORTS_ARROW_ALLOCATOR)",
+        "ours_system": "ours, Arrow on the system allocator (SUBSCRIPTION_EXPORTS_ARROW_ALLOCATOR)",
+        "compared": f"the export of --compare-root {args.compare_root}",
     }
     print(f"\n{rows:,} events rows, {csv_bytes / 1e6:.0f} MB CSV ({gzip_bytes / 1e6:.0f} MB gzip); "
           f"medians of {args.repeat} runs (SqlToS3Operator: {args.sqltos3_repeat}); peak RSS = max; "
           "CPU = user + system of the process and its children (no path counts the server's CPU); "
           "task CPU of our paths without the bench's per-thread sampler\n")  # fmt: skip
-    print("| path | process wall (spread) | process CPU (spread) | task time | task CPU | peak RSS | rows/s |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("| path | process wall (spread) | process CPU (spread) | task time | task CPU | peak RSS | page faults "
+          "| rows/s |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for key, label in labels.items():
         if key in wall:
             walls, cpus = [r.wall for r in results[key]], [r.cpu for r in results[key]]
@@ -575,7 +589,7 @@ def report(
             in_task_cpu = f"{tcpu[key]:.1f} s" if key in tcpu else "-"
             print(
                 f"| {label} | {wall[key]:.1f} s ({_spread(walls)}) | {cpu[key]:.1f} s ({_spread(cpus)}) | {in_task} "
-                f"| {in_task_cpu} | {peak[key] / 2**20:.0f} MB | {rows / wall[key]:,.0f} |"
+                f"| {in_task_cpu} | {peak[key] / 2**20:.0f} MB | {faults[key]:,.0f} | {rows / wall[key]:,.0f} |"
             )
     ours, floor = wall["ours"], wall["copy"] + wall["upload"]
     print(f"\nours / (COPY + upload) = {ours / floor:.2f}x process wall, {task['ours'] / floor:.2f}x task time"
@@ -590,12 +604,11 @@ def report(
     print(f"gzip cost: {wall['ours_gzip'] / ours:.2f}x the time, {cpu['ours_gzip'] / cpu['ours']:.2f}x the CPU, "
           f"{gzip_bytes / csv_bytes:.0%} of the bytes")  # fmt: skip
     print(f"peak RSS of our export: {peak['ours'] / 2**20:.0f} MB   (bar: at most 280 MB)")
-    if "ours_jemalloc" in tcpu:
-        jem = "ours_jemalloc"
-        vs_sqltos3 = f"{tcpu['sqltos3'] / tcpu[jem]:.1f}x" if "sqltos3" in tcpu else "-"
-        print(f"Arrow on jemalloc: {tcpu[jem] / tcpu['ours']:.2f}x the task CPU, {task[jem] / task['ours']:.2f}x "
-              f"the task time, peak RSS {peak[jem] / 2**20:.0f} MB ({(peak[jem] - peak['ours']) / 2**20:+.0f} MB); "
-              f"SqlToS3Operator CPU / ours on jemalloc = {vs_sqltos3} by task CPU")  # fmt: skip
+    for key, what in (("ours_system", "Arrow on the system allocator"), ("compared", "--compare-root")):
+        if key in tcpu:
+            print(f"{what}: {tcpu[key] / tcpu['ours']:.2f}x our task CPU, {task[key] / task['ours']:.2f}x "
+                  f"the task time, peak RSS {peak[key] / 2**20:.0f} MB ({(peak[key] - peak['ours']) / 2**20:+.0f} MB)"
+                  f"; ours = {tcpu['ours'] / tcpu[key]:.2f}x its task CPU")  # fmt: skip
     if threads:
         medians = {g: statistics.median(t.get(g, 0.0) for t in threads) for t2 in threads for g in t2}
         groups = sorted(medians, key=lambda g: -medians[g])

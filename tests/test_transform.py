@@ -19,9 +19,11 @@ from subscription_exports.transform import (
     ShapeOptions,
     encode_header,
     encode_rows,
+    encode_shaped,
     grouped,
     quote_minimal,
     shape,
+    shape_columns,
     source_columns,
 )
 
@@ -49,11 +51,17 @@ def intermediate(spec: TableSpec, rows: Sequence[Mapping[str, str | None]], line
 
 
 def transform(spec: TableSpec, data: bytes, options: ShapeOptions | None = None, *, block_size: int = 4 << 20) -> bytes:
-    """open_chunks -> shape -> encode_rows with encode_header: the whole file's bytes."""
+    """open_chunks -> shape -> encode with encode_header: the whole file's bytes.
+
+    Both of the exporter's paths, which must agree: a destination without a step of its own
+    (``shape_columns`` -> ``encode_shaped``, no DataFrame) and one with a step (``shape`` -> the
+    step's DataFrame -> ``encode_rows``; the step here returns the frame unchanged)."""
     options = options or ShapeOptions()
     out = [encode_header(spec.header(with_attributes=options.with_attributes))]
     for batch in open_chunks(io.BytesIO(data), source_columns(spec), block_size=block_size):
-        out.append(encode_rows(shape(batch, spec, options)))
+        lines = b"".join(encode_shaped(shape_columns(batch, spec, options)))
+        assert encode_rows(shape(batch, spec, options)) == lines
+        out.append(lines)
     return b"".join(out)
 
 
@@ -401,7 +409,7 @@ def test_grouped_chunks_give_the_same_bytes() -> None:
     whole = transform(EVENTS, data, options)
     for group_bytes in (1, 4096, 1 << 30):
         chunks = grouped(open_chunks(io.BytesIO(data), source_columns(EVENTS), block_size=2048), group_bytes)
-        body = b"".join(encode_rows(shape(chunk, EVENTS, options)) for chunk in chunks)
+        body = b"".join(b"".join(encode_shaped(shape_columns(chunk, EVENTS, options))) for chunk in chunks)
         assert header(EVENTS, with_attributes=True) + body == whole, group_bytes
 
 

@@ -166,12 +166,16 @@ def export_table(
         with source.stream_csv(dialect, connection, sql, params) as stream:
             chunks = parsing.open_chunks(stream, transform.source_columns(spec))
             for batch in transform.grouped(chunks):
-                frame = transform.shape(batch, spec, options)
-                if custom is not None:
+                if custom is None:
+                    encoded = transform.encode_shaped(transform.shape_columns(batch, spec, options))
+                    rows += batch.num_rows
+                else:
+                    frame = transform.shape(batch, spec, options)
                     frame = custom_transform.apply(custom, frame, destination=dest.name, spec=dest.transform)
-                for lines in transform.encode_row_buffers(frame):
+                    encoded = transform.encode_row_buffers(frame)
+                    rows += len(frame)  # a destination's transform may drop rows
+                for lines in encoded:
                     sink.write(lines)
-                rows += len(frame)  # a destination's transform may drop rows
                 now = time.monotonic()
                 if sink.size >= next_bytes or now >= next_time:
                     log.info(

@@ -1,28 +1,31 @@
-"""Allocator settings for an export task, so its peak memory stays flat however large the day.
+"""Allocator settings for an export task: flat peak memory however large the day, without paying
+a page fault for every large buffer.
 
 An export's buffers come from two allocators: glibc's ``malloc`` (Python objects, ``bytes``,
-numpy) and Arrow's memory pool (parsed and shaped columns).
+numpy) and Arrow's memory pool (parsed, shaped and encoded columns: most of the bytes).
 
 * glibc gives a request of at least ``M_MMAP_THRESHOLD`` bytes its own mapping, which goes back
   to the OS when freed. The threshold starts at 128 KiB, but glibc raises it to the size of every
   mapped block freed (up to 32 MiB): after the first 5 MiB upload part, every part, chunk and
-  encoded group comes from the heap, whose free space is not returned while a small object lives
-  above it. Fixing the threshold (which also stops it moving) keeps those buffers in mappings.
-* Arrow's pool is the system allocator, so its buffers follow the same rule: jemalloc and
-  mimalloc keep arenas of their own.
+  encoded group would come from the heap, whose free space is not returned while a small object
+  lives above it. Fixing the threshold (which also stops it moving) keeps those buffers in
+  mappings. The price is a page fault per 4 KiB of each such buffer, so the exporter's own large
+  buffers are reused instead of allocated per block (``parsing.RowAlignedReader``'s read buffers,
+  ``s3.AtomicUpload``'s parts, the scratch arrays of ``ByteCounts``, ``ParseAudit`` and
+  ``transform.columns_to_quote``).
+* Arrow's pool is jemalloc, configured (``JEMALLOC_CONF``) so that it keeps freed pages for the
+  next block, as a cache, but returns them promptly and holds no per-thread or per-arena copies:
+  one arena (Arrow allocates from its parse threads and from the main thread), no thread caches,
+  and pages it gives back released at once (``muzzy_decay_ms:0``: ``MADV_DONTNEED``, not
+  ``MADV_FREE``, whose pages count in RSS until the kernel wants them). Measured on 1M ``events``
+  rows (docs/performance.md): the same peak RSS as the system allocator, about 20% less CPU in
+  Arrow's parse and kernels (17,000 page faults instead of 450,000); jemalloc with Arrow's own
+  settings peaks about 10 MB higher.
 
-``SUBSCRIPTION_EXPORTS_ARROW_ALLOCATOR`` (the worker's environment, read when an export starts) picks
-Arrow's pool: ``system`` (the default, for the memory bound above), or ``jemalloc`` / ``mimalloc``,
-which reuse their own pages: less CPU, a higher peak (docs/performance.md has both measured).
-
-Measured on one export of 1M ``events`` rows (RSS sampled per stage): about 20 MB less peak RSS.
-The price is a page fault per 4 KiB of every large buffer, so the exporter's hot loops reuse their
-large buffers instead of allocating one per block (``parsing.RowAlignedReader`` fills one buffer
-per read, ``ByteCounts``, ``ParseAudit`` and ``transform.columns_to_quote`` keep scratch arrays,
-the encoded lines go to the upload as Arrow buffers, not copied). Arrow on jemalloc (its default
-here) saves about 10% more CPU but peaks about 10 MB higher at 1M rows, decay 0 or not: over the
-280 MB bar (docs/performance.md). Both settings are per process; Airflow runs each task in a process
-of its own. On a C library other than glibc the first is skipped.
+``SUBSCRIPTION_EXPORTS_ARROW_ALLOCATOR`` (the worker's environment, read when an export starts)
+picks another pool: ``system`` or ``mimalloc``. ``JE_ARROW_MALLOC_CONF`` set in the worker's
+environment replaces ``JEMALLOC_CONF``. Both settings are per process; Airflow runs each task in a
+process of its own. On a C library other than glibc the threshold is left alone.
 """
 
 from __future__ import annotations
@@ -39,6 +42,11 @@ log = logging.getLogger(__name__)
 
 ALLOCATOR_VARIABLE = "SUBSCRIPTION_EXPORTS_ARROW_ALLOCATOR"
 ARROW_ALLOCATORS = ("system", "jemalloc", "mimalloc")
+DEFAULT_ALLOCATOR = "jemalloc"
+# jemalloc reads this when Arrow first allocates from it (not before the export starts: pyarrow's
+# default pool is mimalloc). Arrow's own settings (oversize_threshold, dirty_decay_ms) stay.
+JEMALLOC_CONF_VARIABLE = "JE_ARROW_MALLOC_CONF"
+JEMALLOC_CONF = "narenas:1,tcache:false,muzzy_decay_ms:0"
 MMAP_THRESHOLD = 256 << 10  # smaller than a parse block (512 KiB), larger than most Python objects
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
 
@@ -52,6 +60,8 @@ def arrow_pool(name: str) -> pa.MemoryPool:
     if name not in ARROW_ALLOCATORS:
         choices = ", ".join(ARROW_ALLOCATORS)
         raise AllocatorError(f"{ALLOCATOR_VARIABLE}={name!r} is not an allocator: use one of {choices}")
+    if name == "jemalloc":
+        os.environ.setdefault(JEMALLOC_CONF_VARIABLE, JEMALLOC_CONF)
     try:
         return getattr(pa, f"{name}_memory_pool")()
     except NotImplementedError:  # a pyarrow build without it (jemalloc is absent on some platforms)
@@ -63,7 +73,13 @@ def arrow_pool(name: str) -> pa.MemoryPool:
 @functools.cache
 def bound_process_memory() -> None:
     """Apply both settings, once per process."""
-    pool = arrow_pool(os.environ.get(ALLOCATOR_VARIABLE, "").strip().lower() or "system")
+    chosen = os.environ.get(ALLOCATOR_VARIABLE, "").strip().lower()
+    try:
+        pool = arrow_pool(chosen or DEFAULT_ALLOCATOR)
+    except AllocatorError:
+        if chosen:
+            raise
+        pool = arrow_pool("system")  # a pyarrow build without jemalloc (not Linux wheels): the default still works
     if pa.default_memory_pool().backend_name != pool.backend_name:
         pa.set_memory_pool(pool)
     name = ctypes.util.find_library("c")
