@@ -309,9 +309,10 @@ def test_deadline_fires_for_a_held_back_run_not_for_one_delivered_in_time(airflo
     assert wait_run(airflow, "alerts_in_time") == "success", airflow.explain_runs(["alerts_in_time"])
     airflow.wait("Airflow to drop the met deadline", lambda: not deadline_rows(airflow, "alerts_in_time"))
 
-    # held back: the DAG is paused, so the run stays queued past its deadline (about 2 minutes from now)
+    # held back: the DAG is paused, so the run stays queued past its deadline (a minute from now: time
+    # enough for the trigger to create the run and its deadline first)
     airflow.cli("dags", "pause", DAG_ID)
-    held_logical = dt.datetime.now(dt.UTC).replace(microsecond=0) - DEADLINE + dt.timedelta(minutes=2)
+    held_logical = dt.datetime.now(dt.UTC).replace(microsecond=0) - DEADLINE + dt.timedelta(minutes=1)
     trigger(airflow, "alerts_held_back", "--logical-date", held_logical.isoformat())
     deadline = held_logical + DEADLINE
     received = wait_messages(
