@@ -1,6 +1,16 @@
 """Daily subscription-data exports to S3: the package behind the export DAGs."""
 
+import os
+import sys
 from pathlib import Path
+
+# Arrow's bundled jemalloc (the exports' memory pool) reads its settings once, when pyarrow is loaded,
+# so they are set here, before any module of the package imports it; memory.py says what they do and
+# why. A worker's own JE_ARROW_MALLOC_CONF is kept.
+JEMALLOC_CONF_VARIABLE = "JE_ARROW_MALLOC_CONF"
+JEMALLOC_CONF = "narenas:1,tcache:false,dirty_decay_ms:250,muzzy_decay_ms:0"
+if "pyarrow" not in sys.modules:
+    os.environ.setdefault(JEMALLOC_CONF_VARIABLE, JEMALLOC_CONF)
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 

@@ -13,19 +13,19 @@ numpy) and Arrow's memory pool (parsed, shaped and encoded columns: most of the 
   buffers are reused instead of allocated per block (``parsing.RowAlignedReader``'s read buffers,
   ``s3.AtomicUpload``'s parts, the scratch arrays of ``ByteCounts``, ``ParseAudit`` and
   ``transform.columns_to_quote``).
-* Arrow's pool is jemalloc, configured (``JEMALLOC_CONF``) so that it keeps freed pages for the
-  next block, as a cache, but returns them promptly and holds no per-thread or per-arena copies:
-  one arena (Arrow allocates from its parse threads and from the main thread), no thread caches,
-  and pages it gives back released at once (``muzzy_decay_ms:0``: ``MADV_DONTNEED``, not
-  ``MADV_FREE``, whose pages count in RSS until the kernel wants them). Measured on 1M ``events``
-  rows (docs/performance.md): the same peak RSS as the system allocator, about 20% less CPU in
-  Arrow's parse and kernels (17,000 page faults instead of 450,000); jemalloc with Arrow's own
-  settings peaks about 10 MB higher.
+* Arrow's pool is jemalloc, configured (``JEMALLOC_CONF``, set by the package's ``__init__``
+  before pyarrow is loaded, as jemalloc reads it only then) to keep freed pages for the next
+  blocks, as a cache, but to hold no more than that: one arena (Arrow allocates from its parse
+  threads and from the main thread), no thread caches, unused pages returned after 250 ms, and
+  returned with ``MADV_DONTNEED`` at once (``muzzy_decay_ms:0``) rather than ``MADV_FREE``, whose
+  pages count in RSS until the kernel wants them. Measured on 1M ``events`` rows
+  (docs/performance.md): the peak RSS of the system allocator, about 13% less CPU; Arrow's own
+  jemalloc settings (1 s decays, ``MADV_FREE``) peak about 15 MB higher.
 
 ``SUBSCRIPTION_EXPORTS_ARROW_ALLOCATOR`` (the worker's environment, read when an export starts)
-picks another pool: ``system`` or ``mimalloc``. ``JE_ARROW_MALLOC_CONF`` set in the worker's
-environment replaces ``JEMALLOC_CONF``. Both settings are per process; Airflow runs each task in a
-process of its own. On a C library other than glibc the threshold is left alone.
+picks another pool: ``system`` or ``mimalloc``. ``JE_ARROW_MALLOC_CONF`` in the worker's environment
+replaces ``JEMALLOC_CONF``. Both settings are per process; Airflow runs each task in a process of
+its own. On a C library other than glibc the threshold is left alone.
 """
 
 from __future__ import annotations
@@ -38,15 +38,13 @@ import os
 
 import pyarrow as pa
 
+from subscription_exports import JEMALLOC_CONF, JEMALLOC_CONF_VARIABLE
+
 log = logging.getLogger(__name__)
 
 ALLOCATOR_VARIABLE = "SUBSCRIPTION_EXPORTS_ARROW_ALLOCATOR"
 ARROW_ALLOCATORS = ("system", "jemalloc", "mimalloc")
 DEFAULT_ALLOCATOR = "jemalloc"
-# jemalloc reads this when Arrow first allocates from it (not before the export starts: pyarrow's
-# default pool is mimalloc). Arrow's own settings (oversize_threshold, dirty_decay_ms) stay.
-JEMALLOC_CONF_VARIABLE = "JE_ARROW_MALLOC_CONF"
-JEMALLOC_CONF = "narenas:1,tcache:false,muzzy_decay_ms:0"
 MMAP_THRESHOLD = 256 << 10  # smaller than a parse block (512 KiB), larger than most Python objects
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
 
@@ -60,8 +58,6 @@ def arrow_pool(name: str) -> pa.MemoryPool:
     if name not in ARROW_ALLOCATORS:
         choices = ", ".join(ARROW_ALLOCATORS)
         raise AllocatorError(f"{ALLOCATOR_VARIABLE}={name!r} is not an allocator: use one of {choices}")
-    if name == "jemalloc":
-        os.environ.setdefault(JEMALLOC_CONF_VARIABLE, JEMALLOC_CONF)
     try:
         return getattr(pa, f"{name}_memory_pool")()
     except NotImplementedError:  # a pyarrow build without it (jemalloc is absent on some platforms)
@@ -82,6 +78,13 @@ def bound_process_memory() -> None:
         pool = arrow_pool("system")  # a pyarrow build without jemalloc (not Linux wheels): the default still works
     if pa.default_memory_pool().backend_name != pool.backend_name:
         pa.set_memory_pool(pool)
+    if pool.backend_name == "jemalloc" and JEMALLOC_CONF_VARIABLE not in os.environ:
+        log.warning(
+            "pyarrow was loaded before subscription_exports could configure its jemalloc: the export may peak "
+            "about 15 MB higher; set %s=%s in the worker's environment",
+            JEMALLOC_CONF_VARIABLE,
+            JEMALLOC_CONF,
+        )
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name)
