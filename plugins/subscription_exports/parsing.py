@@ -31,12 +31,11 @@ import pyarrow.csv as pacsv
 CHUNK_BYTES = 512 << 10
 # Arrow's streaming reader reads up to 32 blocks ahead of the batches it has returned (its
 # background reader's queue; not configurable from Python): 16 MiB of source bytes held at 512 KiB
-# blocks, and their parsed batches. Reads wait instead while this many blocks (1 MiB) are ahead of
-# the consumer: the main thread shapes and encodes slower than Arrow parses, so more ahead only
-# holds more memory (8 blocks peaked 6 MB higher at 1M rows, at the same CPU and time). A wait ends
+# blocks. Reads wait instead while this many blocks (4 MiB) are ahead of the consumer. A wait ends
 # after READ_AHEAD_WAIT seconds whatever happens, so a change in Arrow's internals can slow a
-# parse but never stall it.
-READ_AHEAD_BLOCKS = 2
+# parse but never stall it. Not fewer: Arrow reads several blocks before it returns a batch, so
+# with 2 nearly every read waits out the full second (a 4 KiB-block test ran for hours).
+READ_AHEAD_BLOCKS = 8
 READ_AHEAD_WAIT = 1.0
 # Read buffers kept for reuse: more than the blocks Arrow holds at once (those read ahead, the one
 # being parsed), so a free one is nearly always there.
