@@ -79,7 +79,7 @@ def run_export(allocator: str | None, jemalloc_conf: str | None = None, *, pyarr
     return json.loads(done.stdout.strip().splitlines()[-1]) | {"stderr": done.stderr}
 
 
-def test_default_is_jemalloc_configured_before_its_first_allocation() -> None:
+def test_default_is_jemalloc_configured_before_pyarrow_loads() -> None:
     # jemalloc reads JE_ARROW_MALLOC_CONF once, when pyarrow is loaded: the package sets it on import,
     # before its modules load pyarrow. (Its effect, the peak RSS, is measured by `make bench`.)
     default = run_export(None)

@@ -17,7 +17,6 @@ parse is fenced twice:
 from __future__ import annotations
 
 import io
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -171,20 +170,21 @@ class RowAlignedReader:
         """A buffer of ``size`` bytes: one Arrow no longer holds if there is one, else a new one.
 
         Why: a fresh 512 KiB buffer is a fresh mapping (memory.py), each of its pages faulted in:
-        for a 1 GB day that is 250,000 page faults. Arrow wraps the returned buffer without copying
-        and holds a reference until it has parsed the block; a buffer whose only reference is
-        this list (``sys.getrefcount`` counts its own argument too) is free again.
+        for a 1 GB day that is 250,000 page faults. Arrow wraps the returned buffer without copying,
+        through the buffer protocol, and keeps that export open while it or any slice of it lives;
+        a bytearray with an open export cannot be resized, so a resize that succeeds proves the
+        buffer is free (a reference count would depend on the interpreter's own bookkeeping).
         """
         for block in self._buffers:
-            if sys.getrefcount(block) == 3:  # this list, the loop variable, getrefcount's argument
-                try:
-                    if len(block) > size:
-                        del block[size:]  # shrunk in place: the allocation stays
-                    elif len(block) < size:
-                        block.extend(bytes(size - len(block)))
-                except BufferError:  # still exported after all: leave it
-                    continue
-                return block
+            try:
+                block.append(0)  # BufferError while Arrow still holds it
+            except BufferError:
+                continue
+            if len(block) > size:
+                del block[size:]  # shrunk in place: the allocation stays
+            else:
+                block.extend(bytes(size - len(block)))
+            return block
         block = bytearray(size)
         if len(self._buffers) < READ_BUFFERS:
             self._buffers.append(block)

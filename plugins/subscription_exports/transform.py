@@ -310,8 +310,12 @@ def text_array(values: pd.Series) -> pa.ChunkedArray | None:
         arrow = pa.array(array, type=pa.string())
     else:
         return None
-    chunked = arrow if isinstance(arrow, pa.ChunkedArray) else pa.chunked_array([arrow])
-    return chunked if chunked.type == pa.string() else chunked.cast(pa.string())
+    return as_string(arrow if isinstance(arrow, pa.ChunkedArray) else pa.chunked_array([arrow]))
+
+
+def as_string(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Arrow text as ``string`` (``large_string`` cast; ``string`` as it is, not copied)."""
+    return values if values.type == pa.string() else values.cast(pa.string())
 
 
 def describe_dtype(values: pd.Series) -> str:
@@ -355,7 +359,7 @@ def encode_shaped(columns: Mapping[str, pd.arrays.ArrowExtensionArray]) -> list[
     arrays = [values.__arrow_array__() for values in columns.values()]
     if not arrays or not len(arrays[0]):
         return []
-    return encode_columns([a if a.type == pa.string() else a.cast(pa.string()) for a in arrays])
+    return encode_columns([as_string(values) for values in arrays])
 
 
 def encode_columns(columns: list[pa.ChunkedArray]) -> list[pa.Buffer | bytes]:
