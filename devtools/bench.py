@@ -103,6 +103,7 @@ def query_params(table: str, dialect: str) -> dict:
         event_types=tuple(selected_event_types(dest, integration)),
         exclude_historical=dest.exclude_historical_events,
         include_without_profile=dest.include_events_without_profile,
+        with_attributes=dest.send_user_attributes and integration.table(table).supports_attributes,
     )
     return params.for_dialect(dialect)
 

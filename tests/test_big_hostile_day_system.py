@@ -113,8 +113,18 @@ def place_hostile_values(src: Source) -> list[tuple[str, int]]:
     targets += [("file", b) for b in range(DEFAULT_PART_SIZE, len(output) - MARGIN, DEFAULT_PART_SIZE)]
     assert len([t for t in targets if t[0] == "file"]) >= 3, "the day must span more than three parts"
     chosen: dict[str, tuple[str, int, int]] = {}  # event id -> (stream, boundary, variant)
+
     # In export order, with the padding of earlier rows estimated (pass 2 computes it exactly).
-    targets.sort(key=lambda t: t[1] if t[0] == "source" else rows_in[row_before(rows_out, t[1])])
+    def in_source(target: tuple[str, int]) -> int:
+        return target[1] if target[0] == "source" else rows_in[row_before(rows_out, target[1])]
+
+    targets.sort(key=in_source)
+    # Where a part boundary falls next to a parse block boundary in the source (the two streams are
+    # nearly the same size), one row cannot sit on both: the part boundary keeps it.
+    targets = [
+        t for t in targets
+        if t[0] == "file" or all(o[0] == "source" or abs(in_source(o) - t[1]) > 2 * MARGIN for o in targets)
+    ]  # fmt: skip
     shift = 0
     for n, (stream, boundary) in enumerate(targets):
         offsets = rows_in if stream == "source" else rows_out

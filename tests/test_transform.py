@@ -208,6 +208,27 @@ def test_timestamps_of_mixed_forms_in_one_chunk() -> None:
     assert out == header(PAYWALL_VISITS) + b"".join(expected)
 
 
+@pytest.mark.parametrize("start", [0, 1, 2, 5])
+def test_iso_utc_rewrites_slices_with_nulls_byte_for_byte(start: int) -> None:
+    """The fixed-width rewrite of Arrow's timestamp text, against Python's own formatting."""
+    import datetime as dt
+
+    from subscription_exports.transform import iso_utc
+
+    stamps = [dt.datetime(2026, 3, 7, 12, 34, 56, 100000), None, dt.datetime(1, 1, 1), None,
+              dt.datetime(9999, 12, 31, 23, 59, 59, 999999), dt.datetime(2026, 1, 1)]  # fmt: skip
+    text = pa.array(stamps, pa.timestamp("us")).cast(pa.string()).slice(start)
+    expected = [None if v is None else v.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00").rjust(32, "0") for v in stamps[start:]]
+    assert iso_utc(text).to_pylist() == expected
+
+
+def test_iso_utc_refuses_text_not_of_arrows_width() -> None:
+    from subscription_exports.transform import iso_utc
+
+    with pytest.raises(ValueError, match="not 26 bytes long"):
+        iso_utc(pa.array(["2026-03-07 12:34:56.100000", "2026-03-07 12:34:56.10000"]))
+
+
 @pytest.mark.parametrize("start", [0, 1, 2, 3])
 def test_quoting_of_array_slices(start: int) -> None:
     """Chunks may be slices of a larger buffer: only the slice's own values decide the quoting."""

@@ -10,7 +10,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from subscription_exports import custom_transform, memory, parsing, source
+from subscription_exports import custom_transform, loading, memory, parsing, source
 from subscription_exports.config import Destination, selected_event_types
 from subscription_exports.integrations import Integration
 from subscription_exports.s3 import AtomicUpload, ObjectSink, error_code
@@ -101,6 +101,7 @@ def source_query(
         event_types=tuple(selected_event_types(dest, integration)),
         exclude_historical=dest.exclude_historical_events,
         include_without_profile=dest.include_events_without_profile,
+        with_attributes=dest.send_user_attributes and spec.supports_attributes,
     ).for_dialect(dialect)
     return source.read_sql(dialect, spec.name), params
 
@@ -141,6 +142,7 @@ def export_table(
     part_size: int | None = None,
 ) -> ExportResult:
     started = time.monotonic()
+    loading.load_export_modules()
     memory.bound_process_memory()
     from subscription_exports import transform  # pandas: imported by the task, not at parse time
 

@@ -44,6 +44,9 @@ class QueryParams:
     event_types: tuple[str, ...]
     exclude_historical: bool
     include_without_profile: bool
+    # Whether the file has an ``attributes`` column: when not, the SQL returns NULL for it, so the
+    # profiles' attribute JSON is neither read nor sent nor parsed (about 10% of an ``events`` stream).
+    with_attributes: bool
 
     def for_dialect(self, dialect: str) -> dict[str, Any]:
         start, end = self.window.start, self.window.end
@@ -57,6 +60,7 @@ class QueryParams:
                 "event_types": list(self.event_types),
                 "exclude_historical": self.exclude_historical,
                 "include_without_profile": self.include_without_profile,
+                "with_attributes": self.with_attributes,
             }
         # SQLite stores UTC timestamps as fixed-width text, so text comparison is time comparison.
         return {
@@ -68,6 +72,7 @@ class QueryParams:
             "event_types": json.dumps(list(self.event_types)),
             "exclude_historical": int(self.exclude_historical),
             "include_without_profile": int(self.include_without_profile),
+            "with_attributes": int(self.with_attributes),
         }
 
 

@@ -443,6 +443,9 @@ def export_tables(destination: str, window: dict[str, str], integration_id: str)
     # when it fails, so the map index shows the destination's name whatever fails below.
     context = get_current_context()
     _label(context, destination)
+    from subscription_exports import loading
+
+    loading.load_export_modules()
     from subscription_exports import config, custom_transform, exporter, keys, lineage, source
     from subscription_exports.windows import Window
 

@@ -23,6 +23,7 @@ so the shaping costs little over the kernels themselves; docs/development.md has
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -46,7 +47,8 @@ SHAPE_BYTES = 1 << 20
 SIX_PLACES = Decimal("0.000001")
 
 TEXT = pd.ArrowDtype(pa.string())
-MICROSECONDS = pd.ArrowDtype(pa.timestamp("us"))
+NAIVE_UTC = pa.timestamp("us")
+MICROSECONDS = pd.ArrowDtype(NAIVE_UTC)
 
 
 @dataclass(frozen=True)
@@ -87,9 +89,28 @@ def render_timestamp(values: pd.Series) -> pd.Series:
     """'2026-03-07 12:34:56.1+00' (PostgreSQL) or '2026-03-07 12:34:56.100000' (SQLite)
     -> '2026-03-07T12:34:56.100000+00:00'.
 
-    Parse as a naive UTC timestamp and cast back to text (always 6 fraction digits), many times
-    faster than ``strftime``; text in no source form raises ``pyarrow.ArrowInvalid``.
+    Parsed as a timestamp (``parse_utc``; text in no source form raises ``pyarrow.ArrowInvalid``)
+    and cast back to text, which Arrow writes at a fixed width with always 6 fraction digits (many
+    times faster than ``strftime``); ``iso_utc`` then puts the 'T' and the offset in place.
     """
+    text = pc.cast(parse_utc(values), pa.string())
+    rendered = pa.chunked_array([iso_utc(chunk) for chunk in text.chunks], pa.string())
+    return pd.Series(pd.arrays.ArrowExtensionArray(rendered), index=values.index, copy=False)
+
+
+def parse_utc(values: pd.Series) -> pa.ChunkedArray:
+    """The values as naive Arrow timestamps (``timestamp[us]``) in UTC.
+
+    PostgreSQL writes every timestamptz with '+00' (the session's time zone is UTC): those are
+    parsed with their offset in one kernel, then viewed as naive (a zoned timestamp stores UTC; its
+    text cast would look up the zone per value). Any other mix of forms (SQLite's naive text, ISO
+    8601's 'Z', '+00:00') has each UTC suffix removed first and is parsed as naive UTC.
+    """
+    arrow = values.array.__arrow_array__()
+    if pc.all(pc.ends_with(arrow, UTC_SUFFIXES[0])).as_py() is not False:  # None: no value at all
+        with contextlib.suppress(pa.ArrowInvalid):  # if not, the general path below says what is wrong
+            zoned = pc.cast(arrow, pa.timestamp("us", "UTC"))
+            return pa.chunked_array([chunk.view(NAIVE_UTC) for chunk in zoned.chunks], NAIVE_UTC)
     naive = values
     for suffix in UTC_SUFFIXES:
         ends = naive.str.endswith(suffix)
@@ -97,8 +118,45 @@ def render_timestamp(values: pd.Series) -> pd.Series:
             naive = naive.str.removesuffix(suffix)
         if ends.all():  # the usual case: one source writes one form (NA is skipped)
             break
-    text = naive.astype(MICROSECONDS).astype(TEXT)
-    return text.str.slice_replace(10, 11, "T") + "+00:00"
+    return naive.astype(MICROSECONDS).array.__arrow_array__()
+
+
+TIMESTAMP_WIDTH = len("2026-03-07 12:34:56.100000")  # Arrow's text of a timestamp[us]
+ISO_UTC_OFFSET = np.frombuffer(b"+00:00", dtype=np.uint8)
+ISO_UTC_WIDTH = TIMESTAMP_WIDTH + len(ISO_UTC_OFFSET)
+
+
+def iso_utc(text: pa.Array) -> pa.Array:
+    """Arrow's text of naive timestamps ('2026-03-07 12:34:56.100000') -> '2026-03-07T12:34:56.100000+00:00'.
+
+    Arrow writes every such timestamp in 26 bytes, so the chunk's bytes are a (values x 26) matrix:
+    one strided copy rewrites all of them, where string kernels (slice, replace, concatenate) would
+    each pass over the chunk and allocate its result. Raises ValueError if a value is not 26 bytes
+    long (the parser takes 4-digit years only, so Arrow's text of a parsed timestamp always is).
+    """
+    if not len(text):
+        return text
+    if text.offset:  # a slice: its own buffers, so offsets and validity start at 0
+        text = pa.concat_arrays([text])
+    rows, present = len(text), len(text) - text.null_count
+    validity, offsets_buffer, data = text.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int32, count=rows + 1)
+    if (
+        np.count_nonzero(np.diff(offsets) == TIMESTAMP_WIDTH) != present
+        or offsets[-1] - offsets[0] != TIMESTAMP_WIDTH * present
+    ):
+        raise ValueError(f"timestamp text is not {TIMESTAMP_WIDTH} bytes long: {text.slice(0, 3).to_pylist()}")
+    source = np.frombuffer(data, dtype=np.uint8, count=TIMESTAMP_WIDTH * present, offset=int(offsets[0]))
+    source = source.reshape(present, TIMESTAMP_WIDTH)
+    lines = np.empty((present, ISO_UTC_WIDTH), dtype=np.uint8)
+    lines[:, :10] = source[:, :10]  # the date
+    lines[:, 10] = ord("T")
+    lines[:, 11:TIMESTAMP_WIDTH] = source[:, 11:]  # the time, 6 fraction digits
+    lines[:, TIMESTAMP_WIDTH:] = ISO_UTC_OFFSET
+    shifted = ((offsets - offsets[0]) // TIMESTAMP_WIDTH * ISO_UTC_WIDTH).astype(np.int32)
+    return pa.Array.from_buffers(
+        pa.string(), rows, [validity, pa.py_buffer(shifted), pa.py_buffer(lines)], text.null_count
+    )
 
 
 def render_decimal(values: pd.Series) -> pd.Series:

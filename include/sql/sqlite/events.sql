@@ -1,5 +1,5 @@
 -- events: subscription events recorded (created_at) in [window_start, window_end), one app.
--- Bound parameters: app_id, window_start, window_end, event_types, exclude_historical, include_without_profile.
+-- Bound parameters: app_id, window_start, window_end, event_types, exclude_historical, include_without_profile, with_attributes.
 -- Columns must come out in the documented order (subscription_exports.tables.EVENTS), then attributes.
 SELECT
     e.profile_id,
@@ -46,7 +46,8 @@ SELECT
     p.attribution_ad_group,
     p.attribution_ad_set,
     p.attribution_creative,
-    p.attributes
+    -- only when the destination sends them (NULL otherwise: not read, not transferred, not parsed)
+    CASE WHEN :with_attributes THEN p.attributes END AS attributes
 FROM events AS e
 LEFT JOIN profiles AS p
     ON p.profile_id = e.profile_id AND p.app_id = e.app_id

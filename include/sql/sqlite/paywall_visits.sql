@@ -1,5 +1,5 @@
 -- paywall_visits: paywall views recorded (created_at) in [window_start, window_end), one app.
--- Bound parameters: app_id, window_start, window_end, include_without_profile.
+-- Bound parameters: app_id, window_start, window_end, include_without_profile, with_attributes.
 SELECT
     v.profile_id,
     p.customer_user_id,
@@ -12,7 +12,8 @@ SELECT
     v.ab_test_revision,
     v.paywall_name,
     v.paywall_revision,
-    p.attributes
+    -- only when the destination sends them (NULL otherwise: not read, not transferred, not parsed)
+    CASE WHEN :with_attributes THEN p.attributes END AS attributes
 FROM paywall_visits AS v
 LEFT JOIN profiles AS p
     ON p.profile_id = v.profile_id AND p.app_id = v.app_id

@@ -1,5 +1,5 @@
 -- ua_events: user-acquisition events recorded (created_at) in [window_start, window_end), one app.
--- Bound parameters: app_id, window_start, window_end, event_types, exclude_historical, include_without_profile.
+-- Bound parameters: app_id, window_start, window_end, event_types, exclude_historical, include_without_profile, with_attributes.
 SELECT
     u.profile_id,
     u.event_type,
@@ -39,7 +39,8 @@ SELECT
     u.android_app_set_id,
     u.device,
     u.custom_parameters,
-    p.attributes
+    -- only when the destination sends them (NULL otherwise: not read, not transferred, not parsed)
+    CASE WHEN :with_attributes THEN p.attributes END AS attributes
 FROM ua_events AS u
 LEFT JOIN ua_campaigns AS c
     ON c.app_id = u.app_id AND c.campaign_id = u.campaign_id
