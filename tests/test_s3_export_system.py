@@ -428,3 +428,34 @@ def test_bad_manual_ranges_fail_at_once_and_write_nothing(airflow_db, seaweedfs,
     assert result.returncode != 0
     assert objects == {}
     assert cause in result.stdout + result.stderr, (result.stdout + result.stderr)[-3000:]
+
+
+@pytest.mark.parametrize("dialect", ["postgres", "sqlite"])
+@pytest.mark.parametrize("send", [False, True])
+def test_attributes_are_read_only_for_a_destination_that_sends_them(dialect, send, pg_source, sqlite_source) -> None:
+    """Without send_user_attributes the SQL returns NULL for `attributes`: the profiles' JSON is not
+    read, sent or parsed (about a tenth of an `events` stream). The file is the same either way."""
+    import sqlite3
+
+    import psycopg2
+
+    from subscription_exports import exporter, source
+    from subscription_exports.config import validate_destination
+    from subscription_exports.windows import day_window
+
+    dest = validate_destination(DESTINATIONS[0] | {"send_user_attributes": send}, S3_EXPORT, origin="test")
+    spec = S3_EXPORT.table("events")
+    sql, params = exporter.source_query(S3_EXPORT, spec, dest, day_window(DAY), dialect)
+    conn = (
+        psycopg2.connect(pg_source)
+        if dialect == "postgres"
+        else sqlite3.connect(sqlite_source, check_same_thread=False)
+    )
+    try:
+        with source.stream_csv(dialect, conn, sql, params) as stream:
+            rows = list(csv.DictReader(io.TextIOWrapper(stream, encoding="utf-8", newline="")))
+    finally:
+        conn.close()
+    attributes = [row["attributes"] for row in rows]
+    assert len(rows) > 50
+    assert any(value.startswith("{") for value in attributes) if send else set(attributes) == {""}
