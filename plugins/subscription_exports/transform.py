@@ -454,15 +454,13 @@ class _Scratch(threading.local):
     """Reused arrays for ``columns_to_quote`` (per thread): a fresh megabyte per group is a fresh
     mapping, each of its pages faulted in, which costs more than the comparisons."""
 
-    data = np.empty(0, dtype=np.uint8)
     found = np.empty(0, dtype=bool)
     other = np.empty(0, dtype=bool)
 
-    def arrays(self, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if self.data.size < size:
-            self.data = np.empty(size, dtype=np.uint8)
+    def arrays(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.found.size < size:
             self.found, self.other = np.empty(size, dtype=bool), np.empty(size, dtype=bool)
-        return self.data[:size], self.found[:size], self.other[:size]
+        return self.found[:size], self.other[:size]
 
 
 _scratch = _Scratch()
@@ -471,20 +469,20 @@ CSV_SPECIAL_BYTES = tuple(special[0] for special in CSV_SPECIALS)
 
 def columns_to_quote(columns: list[pa.ChunkedArray]) -> list[bool]:
     """Per column, whether any of its values holds a comma, quote, CR or LF: the values of all
-    columns are laid end to end once and compared byte-wise (SIMD), then summed per column."""
-    per_column = [[np.frombuffer(value_buffer(chunk), dtype=np.uint8) for chunk in values.chunks] for values in columns]
-    sizes = [sum(part.size for part in parts) for parts in per_column]
-    present = [i for i, size in enumerate(sizes) if size]
+    columns are laid end to end by one Arrow call and compared byte-wise (SIMD), then reduced per
+    column. (Reading each column's buffers from Python instead costs more than the comparisons.)"""
+    joined = pa.concat_arrays([chunk for values in columns for chunk in values.chunks])
+    offsets = np.frombuffer(joined.buffers()[1], dtype=np.int32, count=len(joined) + 1, offset=4 * joined.offset)
+    bounds = offsets[np.cumsum([0] + [len(values) for values in columns])] - offsets[0]
     quoting = [False] * len(columns)
-    if not present:
+    if not bounds[-1]:
         return quoting
-    total = sum(sizes)
-    data, found, other = _scratch.arrays(total)
-    np.concatenate([part for i in present for part in per_column[i]], out=data)
+    data = np.frombuffer(value_buffer(joined), dtype=np.uint8)
+    found, other = _scratch.arrays(data.size)
     np.equal(data, CSV_SPECIAL_BYTES[0], out=found)
     for special in CSV_SPECIAL_BYTES[1:]:
         np.logical_or(found, np.equal(data, special, out=other), out=found)
-    starts = np.cumsum([0] + [sizes[i] for i in present[:-1]])
-    for i, hits in zip(present, np.logical_or.reduceat(found, starts), strict=True):
+    present = [i for i in range(len(columns)) if bounds[i + 1] > bounds[i]]
+    for i, hits in zip(present, np.logical_or.reduceat(found, bounds[present]), strict=True):
         quoting[i] = bool(hits)
     return quoting
