@@ -712,3 +712,39 @@ def test_a_timestamp_not_in_a_source_form_fails_rather_than_render_garbage(malfo
 
     with pytest.raises(pa.ArrowInvalid):
         render_timestamp(pd.Series(["2026-03-07 01:02:03.5+00", malformed], dtype=TEXT))
+
+
+NUMERIC_TEXT = st.one_of(
+    st.decimals(min_value=-(10**14), max_value=10**14, places=4, allow_nan=False).map(lambda d: f"{d:.4f}"),
+    st.sampled_from(["0.0000", "-0.0000", "10.0000", "-10.5000", "100", "-0", "1.5", ".0000", "..0000", "a.0000",
+                     "1.00000", "0.000", "", "9.9900", "12345678901234.0001"]),
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.none(), NUMERIC_TEXT), min_size=1, max_size=12), st.integers(0, 3))
+def test_decimals_byte_wise_match_plain_python(values: list[str | None], start: int) -> None:
+    """The byte-wise trim of numeric(18,4) text (``trim_four_place_zeros``) and the string-kernel
+    path, against Python's own rstrip, on slices of mixed chunks, NULLs and near-misses."""
+    from subscription_exports.transform import render_decimal
+
+    def plain(value: str | None) -> str | None:
+        if value is None:
+            return None
+        trimmed = value.rstrip("0").rstrip(".") if "." in value else value
+        return "0" if trimmed == "-0" else trimmed
+
+    half = len(values) // 2
+    chunked = pa.chunked_array([pa.array(values[:half], pa.string()), pa.array(values[half:], pa.string())])
+    sliced = chunked.slice(min(start, len(values)))
+    rendered = render_decimal(pd.Series(pd.arrays.ArrowExtensionArray(sliced)))
+    assert [None if v is pd.NA else v for v in rendered.tolist()] == [plain(v) for v in sliced.to_pylist()]
+
+
+def test_four_place_decimals_take_the_byte_wise_path_and_others_do_not() -> None:
+    from subscription_exports.transform import trim_four_place_zeros
+
+    pg = pa.chunked_array([["9.9900", None, "10.0000", "-1.5000"], ["0.0001", "0.0000", "123.4560"]])
+    assert trim_four_place_zeros(pg).to_pylist() == ["9.99", None, "10", "-1.5", "0.0001", "0", "123.456"]
+    for other in (["-0.0000"], ["100"], ["1.50"], [".0000"], ["", "1.0000"], [None]):
+        assert trim_four_place_zeros(pa.chunked_array([other], pa.string())) is None, other
