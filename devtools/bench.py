@@ -515,33 +515,68 @@ def verify(body: bytes, table: str, source_url: str) -> str:
     return f"DIFFERENT from the reference exporter ({len(body)} vs {len(expected)} bytes)"
 
 
-def fence_seconds(csv_path: Path, repeat: int) -> tuple[float, float, float, float]:
-    """Medians of parsing the COPY output as the export does, without and with the exactness fence
-    (row-aligned reads and the byte-balance audit of subscription_exports.parsing), in this process:
-    (wall bare, wall fenced, CPU bare, CPU fenced). CPU counts every thread (Arrow parses on its own pool)."""
-    from subscription_exports import parsing
+# The fence measured as an export runs it: in a process of its own, the package imported first (it
+# configures Arrow's jemalloc before pyarrow loads) and the export's allocator settings applied. In
+# the bench's own process Arrow's pool is another one, and the fence's fresh buffers cost differently.
+FENCE = textwrap.dedent(
+    """
+    import json, statistics, sys, threading, time
+    sys.path[:0] = [{plugins!r}]
+    from subscription_exports import memory, parsing
+    memory.bound_process_memory()
+    path = {csv!r}
+    with open(path, "rb") as f:
+        columns = f.readline().decode().rstrip("\\r\\n").split(",")
+    own = [0.0]  # CPU spent in the fence's own code: the byte counts, the audit, finding row ends
+    inside = threading.local()
 
-    with csv_path.open("rb") as f:
-        columns = f.readline().decode().rstrip("\r\n").split(",")
+    def timed(function):
+        def wrapper(*args, **kwargs):
+            if getattr(inside, "on", False):  # ByteCounts.add within ParseAudit.observe: counted once
+                return function(*args, **kwargs)
+            inside.on, started = True, time.thread_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                own[0] += time.thread_time() - started
+                inside.on = False
+        return wrapper
 
-    def parse(fenced: bool) -> tuple[float, float]:
+    parsing.ByteCounts.add = timed(parsing.ByteCounts.add)
+    parsing.ParseAudit.observe = timed(parsing.ParseAudit.observe)
+    parsing.RowAlignedReader._last_row_end = timed(parsing.RowAlignedReader._last_row_end)
+
+    def parse(fenced):
+        own[0] = 0.0
         started, cpu = time.perf_counter(), time.process_time()
-        with csv_path.open("rb", buffering=1 << 20) as stream:
+        with open(path, "rb", buffering=1 << 20) as stream:
             if fenced:
                 batches = parsing.open_chunks(stream, columns)
             else:
                 batches = parsing.arrow_reader(stream, columns, block_size=parsing.CHUNK_BYTES)
             for _ in batches:
                 pass
-        return time.perf_counter() - started, time.process_time() - cpu
+        return time.perf_counter() - started, time.process_time() - cpu, own[0]
 
-    runs = [(parse(False), parse(True)) for _ in range(max(repeat, 3))]
-    return (
-        statistics.median(bare[0] for bare, _ in runs),
-        statistics.median(fenced[0] for _, fenced in runs),
-        statistics.median(bare[1] for bare, _ in runs),
-        statistics.median(fenced[1] for _, fenced in runs),
-    )
+    runs = [(parse(False), parse(True)) for _ in range({runs})]
+    bare, fenced = [run[0] for run in runs], [run[1] for run in runs]
+    print(json.dumps([statistics.median(b[0] for b in bare), statistics.median(f[0] for f in fenced),
+                      statistics.median(b[1] for b in bare), statistics.median(f[1] for f in fenced),
+                      statistics.median(f[2] for f in fenced)]))
+    """
+)
+
+
+def fence_seconds(csv_path: Path, repeat: int) -> tuple[float, float, float, float, float]:
+    """Medians of parsing the COPY output as the export does, without and with the exactness fence
+    (row-aligned reads and the byte-balance audit of subscription_exports.parsing), in a process set
+    up as an export's (FENCE): (wall bare, wall fenced, CPU bare, CPU fenced, CPU of the fence's own
+    code). CPU counts every thread (Arrow parses on its own pool)."""
+    code = FENCE.format(plugins=str(ROOT / "plugins"), csv=str(csv_path), runs=max(repeat, 3))
+    result = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"the fence measurement failed:\n{result.stderr[-3000:]}")
+    return tuple(json.loads(result.stdout.strip().splitlines()[-1]))
 
 
 def _spread(values: list[float]) -> str:
@@ -558,7 +593,7 @@ def report(
     csv_bytes: int,
     gzip_bytes: int,
     verdict: str,
-    fence: tuple[float, float, float, float],
+    fence: tuple[float, float, float, float, float],
     args: argparse.Namespace,
 ) -> None:
     wall = {k: statistics.median(r.wall for r in v) for k, v in results.items()}
@@ -618,10 +653,14 @@ def report(
             values = [t.get(group, 0.0) for t in threads]
             per_m = statistics.median(values) / rows * 1e6
             print(f"  {group:42s} {statistics.median(values):6.2f} s   {per_m:5.2f} CPU-s per million rows")
-    bare, fenced, bare_cpu, fenced_cpu = fence
-    print(f"exactness fence (row-aligned reads + parse audit): parse {bare:.2f} s bare, {fenced:.2f} s fenced "
-          f"({bare_cpu:.2f} / {fenced_cpu:.2f} CPU-s); cost {(fenced - bare) / task['ours']:.1%} of the task "
-          f"time, {(fenced_cpu - bare_cpu) / tcpu['ours']:.1%} of its task CPU   (bar: at most 3% of CPU)")  # fmt: skip
+    bare, fenced, bare_cpu, fenced_cpu, own_cpu = fence
+    # The bar is judged on the larger of the two: what fenced parsing costs over Arrow reading the
+    # stream itself, and the CPU of the fence's own code (counting, auditing, finding row ends).
+    cost = max(fenced_cpu - bare_cpu, own_cpu)
+    print(f"exactness fence (row-aligned reads + parse audit), in a process set up as an export's: parse "
+          f"{bare:.2f} s bare, {fenced:.2f} s fenced ({bare_cpu:.2f} / {fenced_cpu:.2f} CPU-s), the fence's own "
+          f"code {own_cpu:.2f} CPU-s; cost {cost / tcpu['ours']:.1%} of the export's task CPU, "
+          f"{(fenced - bare) / task['ours']:.1%} of its task time   (bar: at most 3% of CPU)")  # fmt: skip
     print(f"output: {verdict}")
 
 
