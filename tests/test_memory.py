@@ -127,3 +127,31 @@ def test_unknown_allocator_is_one_line_naming_the_variable() -> None:
         "SUBSCRIPTION_EXPORTS_ARROW_ALLOCATOR='tcmalloc' is not an allocator: use one of system, jemalloc, mimalloc"
     )
     assert "\n" not in message
+
+
+LOAD_OUTSIDE_GC = """
+import gc, json, sys
+sys.path.insert(0, {plugins!r})
+from subscription_exports import loading
+collections = []
+gc.callbacks.append(lambda phase, info: phase == "stop" and collections.append(info["generation"]))
+{before}
+loading.load_export_modules()
+first = {{"enabled": gc.isenabled(), "frozen": gc.get_freeze_count(), "collections": list(collections),
+         "loaded": all(name in sys.modules for name in loading.EXPORT_MODULES)}}
+frozen = gc.get_freeze_count()
+loading.load_export_modules()  # loaded already: nothing more is frozen
+print(json.dumps(first | {{"frozen_again": gc.get_freeze_count() - frozen}}))
+"""
+
+
+@pytest.mark.parametrize("collector_on", [True, False])
+def test_the_export_libraries_load_without_a_collection_and_are_frozen(collector_on: bool) -> None:
+    """pandas, pyarrow, numpy and boto3 load with the collector paused (no full collection walks their
+    ~300,000 objects), are frozen out of later collections, and the collector's state is restored."""
+    code = LOAD_OUTSIDE_GC.format(plugins=str(PLUGINS), before="" if collector_on else "gc.disable()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["loaded"] and result["enabled"] is collector_on
+    assert result["collections"] == [] and result["frozen"] > 100_000 and result["frozen_again"] == 0
