@@ -126,6 +126,19 @@ ISO_UTC_OFFSET = np.frombuffer(b"+00:00", dtype=np.uint8)
 ISO_UTC_WIDTH = TIMESTAMP_WIDTH + len(ISO_UTC_OFFSET)
 
 
+def string_buffers(text: pa.Array) -> tuple[pa.Buffer | None, np.ndarray, np.ndarray]:
+    """A string array's validity bitmap, offsets (from 0) and value bytes, as numpy views.
+
+    A slice is copied first (its own buffers), so the bitmap and the offsets start at its first value.
+    """
+    if text.offset:
+        text = pa.concat_arrays([text])
+    validity, offsets_buffer, data = text.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int32, count=len(text) + 1)
+    values = np.frombuffer(data, dtype=np.uint8, count=int(offsets[-1] - offsets[0]), offset=int(offsets[0]))
+    return validity, offsets - offsets[0], values
+
+
 def iso_utc(text: pa.Array) -> pa.Array:
     """Arrow's text of naive timestamps ('2026-03-07 12:34:56.100000') -> '2026-03-07T12:34:56.100000+00:00'.
 
@@ -136,24 +149,17 @@ def iso_utc(text: pa.Array) -> pa.Array:
     """
     if not len(text):
         return text
-    if text.offset:  # a slice: its own buffers, so offsets and validity start at 0
-        text = pa.concat_arrays([text])
     rows, present = len(text), len(text) - text.null_count
-    validity, offsets_buffer, data = text.buffers()
-    offsets = np.frombuffer(offsets_buffer, dtype=np.int32, count=rows + 1)
-    if (
-        np.count_nonzero(np.diff(offsets) == TIMESTAMP_WIDTH) != present
-        or offsets[-1] - offsets[0] != TIMESTAMP_WIDTH * present
-    ):
+    validity, offsets, data = string_buffers(text)
+    if np.count_nonzero(np.diff(offsets) == TIMESTAMP_WIDTH) != present or data.size != TIMESTAMP_WIDTH * present:
         raise ValueError(f"timestamp text is not {TIMESTAMP_WIDTH} bytes long: {text.slice(0, 3).to_pylist()}")
-    source = np.frombuffer(data, dtype=np.uint8, count=TIMESTAMP_WIDTH * present, offset=int(offsets[0]))
-    source = source.reshape(present, TIMESTAMP_WIDTH)
+    source = data.reshape(present, TIMESTAMP_WIDTH)
     lines = np.empty((present, ISO_UTC_WIDTH), dtype=np.uint8)
     lines[:, :10] = source[:, :10]  # the date
     lines[:, 10] = ord("T")
     lines[:, 11:TIMESTAMP_WIDTH] = source[:, 11:]  # the time, 6 fraction digits
     lines[:, TIMESTAMP_WIDTH:] = ISO_UTC_OFFSET
-    shifted = ((offsets - offsets[0]) // TIMESTAMP_WIDTH * ISO_UTC_WIDTH).astype(np.int32)
+    shifted = (offsets // TIMESTAMP_WIDTH * ISO_UTC_WIDTH).astype(np.int32)
     return pa.Array.from_buffers(
         pa.string(), rows, [validity, pa.py_buffer(shifted), pa.py_buffer(lines)], text.null_count
     )
@@ -187,15 +193,10 @@ def trim_four_place_zeros(values: pa.ChunkedArray) -> pa.Array | None:
     comparison, each over every value. '-0.0000' (rendered '0') goes to the kernels too.
     """
     text = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
-    if text.offset:  # a slice: its own buffers, so offsets and validity start at 0
-        text = pa.concat_arrays([text])
     rows = len(text)
     if not rows or text.null_count == rows:
         return None
-    validity, offsets_buffer, data_buffer = text.buffers()
-    offsets = np.frombuffer(offsets_buffer, dtype=np.int32, count=rows + 1)
-    data = np.frombuffer(data_buffer, dtype=np.uint8, count=int(offsets[-1] - offsets[0]), offset=int(offsets[0]))
-    offsets = offsets - offsets[0]
+    validity, offsets, data = string_buffers(text)
     lengths = np.diff(offsets)
     present = np.ones(rows, dtype=bool) if not text.null_count else text.is_valid().to_numpy(zero_copy_only=False)
     ends, sizes = offsets[1:][present], lengths[present]
@@ -528,13 +529,11 @@ def columns_to_quote(columns: list[pa.ChunkedArray]) -> list[bool]:
     """Per column, whether any of its values holds a comma, quote, CR or LF: the values of all
     columns are laid end to end by one Arrow call and compared byte-wise (SIMD), then reduced per
     column. (Reading each column's buffers from Python instead costs more than the comparisons.)"""
-    joined = pa.concat_arrays([chunk for values in columns for chunk in values.chunks])
-    offsets = np.frombuffer(joined.buffers()[1], dtype=np.int32, count=len(joined) + 1, offset=4 * joined.offset)
-    bounds = offsets[np.cumsum([0] + [len(values) for values in columns])] - offsets[0]
+    _, offsets, data = string_buffers(pa.concat_arrays([chunk for values in columns for chunk in values.chunks]))
+    bounds = offsets[np.cumsum([0] + [len(values) for values in columns])]
     quoting = [False] * len(columns)
-    if not bounds[-1]:
+    if not data.size:
         return quoting
-    data = np.frombuffer(value_buffer(joined), dtype=np.uint8)
     found, other = _scratch.arrays(data.size)
     np.equal(data, CSV_SPECIAL_BYTES[0], out=found)
     for special in CSV_SPECIAL_BYTES[1:]:
