@@ -90,22 +90,14 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> Measured:
 
 def query_params(table: str, dialect: str) -> dict:
     """The values the exporter binds for `table` with a destination's default settings."""
-    from subscription_exports import source
-    from subscription_exports.config import selected_event_types, validate_destination
+    from subscription_exports import exporter
+    from subscription_exports.config import validate_destination
     from subscription_exports.integrations import INTEGRATIONS
     from subscription_exports.windows import day_window
 
     integration = next(i for i in INTEGRATIONS.values() if table in i.table_names)
     dest = validate_destination(bench_destination("defaults"), integration, origin="bench")
-    params = source.QueryParams(
-        app_id=APP,
-        window=day_window(DAY),
-        event_types=tuple(selected_event_types(dest, integration)),
-        exclude_historical=dest.exclude_historical_events,
-        include_without_profile=dest.include_events_without_profile,
-        with_attributes=dest.send_user_attributes and integration.table(table).supports_attributes,
-    )
-    return params.for_dialect(dialect)
+    return exporter.source_query(integration, integration.table(table), dest, day_window(DAY), dialect)[1]
 
 
 def bench_destination(folder: str, **settings) -> dict:

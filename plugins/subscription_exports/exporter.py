@@ -82,11 +82,16 @@ def upload_args(dest: Destination) -> dict[str, Any]:
     return args
 
 
+def sends_attributes(spec: TableSpec, dest: Destination) -> bool:
+    """Whether the destination's file of this table has the ``attributes`` column (and the SQL reads it)."""
+    return dest.send_user_attributes and spec.supports_attributes
+
+
 def shape_options(integration: Integration, spec: TableSpec, dest: Destination) -> ShapeOptions:
     from subscription_exports.transform import ShapeOptions
 
     return ShapeOptions(
-        with_attributes=dest.send_user_attributes and spec.supports_attributes,
+        with_attributes=sends_attributes(spec, dest),
         rename_event_types=dest.rename_event_types if spec.name == integration.events_table else {},
     )
 
@@ -101,7 +106,7 @@ def source_query(
         event_types=tuple(selected_event_types(dest, integration)),
         exclude_historical=dest.exclude_historical_events,
         include_without_profile=dest.include_events_without_profile,
-        with_attributes=dest.send_user_attributes and spec.supports_attributes,
+        with_attributes=sends_attributes(spec, dest),
     ).for_dialect(dialect)
     return source.read_sql(dialect, spec.name), params
 
