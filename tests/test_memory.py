@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from subscription_exports import memory
+from subscription_exports import ARROW_POOL_VARIABLE, memory
 
 PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
 
@@ -32,6 +32,7 @@ if {pyarrow_first!r}:
 from subscription_exports import memory, parsing, transform
 import pyarrow as pa
 from subscription_exports.tables import EVENTS
+pool_at_import = pa.default_memory_pool().backend_name  # the pool of the scalars the modules created
 memory.bound_process_memory()
 columns = transform.source_columns(EVENTS)
 values = ['', 'a,b', 'say "hi"', 'line\\r\\nbreak', 'x' * 300, '=1+2', 'lone\\rcr', 'emoji \\U0001f600']
@@ -57,17 +58,26 @@ for group in transform.grouped(chunks, 8192):
     for buffer in transform.encode_row_buffers(frame):
         digest.update(buffer)
 print(json.dumps({{"backend": pa.default_memory_pool().backend_name, "sha256": digest.hexdigest(),
-                  "jemalloc_conf": os.environ.get("JE_ARROW_MALLOC_CONF")}}))
+                  "jemalloc_conf": os.environ.get("JE_ARROW_MALLOC_CONF"), "pool_at_import": pool_at_import}}))
 """
 
 
-def run_export(allocator: str | None, jemalloc_conf: str | None = None, *, pyarrow_first: bool = False) -> dict:
-    unset = (memory.ALLOCATOR_VARIABLE, memory.JEMALLOC_CONF_VARIABLE)
+def run_export(
+    allocator: str | None,
+    jemalloc_conf: str | None = None,
+    *,
+    pyarrow_first: bool = False,
+    arrow_default_pool: str | None = None,
+) -> dict:
+    # This process imported the package, which set these for itself: the export's process starts without.
+    unset = (memory.ALLOCATOR_VARIABLE, memory.JEMALLOC_CONF_VARIABLE, ARROW_POOL_VARIABLE)
     env = {k: v for k, v in os.environ.items() if k not in unset}
     if allocator is not None:
         env[memory.ALLOCATOR_VARIABLE] = allocator
     if jemalloc_conf is not None:
         env[memory.JEMALLOC_CONF_VARIABLE] = jemalloc_conf
+    if arrow_default_pool is not None:
+        env[ARROW_POOL_VARIABLE] = arrow_default_pool
     done = subprocess.run(
         [sys.executable, "-c", EXPORT_IN_PROCESS.format(plugins=str(PLUGINS), pyarrow_first=pyarrow_first)],
         env=env,
@@ -87,6 +97,21 @@ def test_default_is_jemalloc_configured_before_pyarrow_loads() -> None:
     conf = "narenas:1,tcache:false,dirty_decay_ms:250,muzzy_decay_ms:0"
     assert default["jemalloc_conf"] == memory.JEMALLOC_CONF == conf
     assert default["stderr"] == ""
+
+
+@pytest.mark.parametrize("allocator", [None, "system", "mimalloc"])
+def test_the_chosen_pool_is_arrows_default_from_the_first_allocation(allocator: str | None) -> None:
+    # The package's modules create Arrow scalars on import, before an export sets its pool: they come
+    # from the chosen pool too, so no other pool starts (mimalloc's arena kept about 6 MB of the peak).
+    export = run_export(allocator)
+    assert export["pool_at_import"] == export["backend"] == (allocator or "jemalloc")
+    assert export["stderr"] == ""
+
+
+def test_a_workers_own_default_pool_is_kept() -> None:
+    own = run_export(None, arrow_default_pool="system")
+    assert own["pool_at_import"] == "system" and own["backend"] == "jemalloc"
+    assert own["stderr"] == ""
 
 
 def test_a_workers_own_jemalloc_settings_are_kept() -> None:

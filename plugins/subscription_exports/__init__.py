@@ -9,8 +9,19 @@ from pathlib import Path
 # why. A worker's own JE_ARROW_MALLOC_CONF is kept.
 JEMALLOC_CONF_VARIABLE = "JE_ARROW_MALLOC_CONF"
 JEMALLOC_CONF = "narenas:1,tcache:false,dirty_decay_ms:250,muzzy_decay_ms:0"
+# Arrow's default pool, read when pyarrow first allocates (the package's modules create Arrow scalars
+# on import), is set to the pool the export will use: otherwise mimalloc starts first, reserves its
+# arena and keeps about 6 MB of a task's memory (huge pages) for a few scalars. Linux only: pyarrow's
+# wheels for other systems have no jemalloc, and Arrow warns about a pool it lacks.
+ARROW_POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
+ALLOCATOR_VARIABLE = "SUBSCRIPTION_EXPORTS_ARROW_ALLOCATOR"
+ARROW_ALLOCATORS = ("system", "jemalloc", "mimalloc")
+DEFAULT_ALLOCATOR = "jemalloc"
 if "pyarrow" not in sys.modules:
     os.environ.setdefault(JEMALLOC_CONF_VARIABLE, JEMALLOC_CONF)
+    _chosen = os.environ.get(ALLOCATOR_VARIABLE, "").strip().lower() or DEFAULT_ALLOCATOR
+    if sys.platform == "linux" and _chosen in ARROW_ALLOCATORS:
+        os.environ.setdefault(ARROW_POOL_VARIABLE, _chosen)
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 

@@ -23,9 +23,11 @@ numpy) and Arrow's memory pool (parsed, shaped and encoded columns: most of the 
   jemalloc settings (1 s decays, ``MADV_FREE``) peak about 15 MB higher.
 
 ``SUBSCRIPTION_EXPORTS_ARROW_ALLOCATOR`` (the worker's environment, read when an export starts)
-picks another pool: ``system`` or ``mimalloc``. ``JE_ARROW_MALLOC_CONF`` in the worker's environment
-replaces ``JEMALLOC_CONF``. Both settings are per process; Airflow runs each task in a process of
-its own. On a C library other than glibc the threshold is left alone.
+picks another pool: ``system`` or ``mimalloc``. The package also makes that pool Arrow's default
+(``ARROW_DEFAULT_MEMORY_POOL``, unless the worker sets it) before pyarrow loads, so no other pool
+is started for the Arrow objects created before an export sets its pool. ``JE_ARROW_MALLOC_CONF``
+in the worker's environment replaces ``JEMALLOC_CONF``. These settings are per process; Airflow runs
+each task in a process of its own. On a C library other than glibc the threshold is left alone.
 """
 
 from __future__ import annotations
@@ -38,13 +40,16 @@ import os
 
 import pyarrow as pa
 
-from subscription_exports import JEMALLOC_CONF, JEMALLOC_CONF_VARIABLE
+from subscription_exports import (
+    ALLOCATOR_VARIABLE,
+    ARROW_ALLOCATORS,
+    DEFAULT_ALLOCATOR,
+    JEMALLOC_CONF,
+    JEMALLOC_CONF_VARIABLE,
+)
 
 log = logging.getLogger(__name__)
 
-ALLOCATOR_VARIABLE = "SUBSCRIPTION_EXPORTS_ARROW_ALLOCATOR"
-ARROW_ALLOCATORS = ("system", "jemalloc", "mimalloc")
-DEFAULT_ALLOCATOR = "jemalloc"
 MMAP_THRESHOLD = 256 << 10  # smaller than a parse block (512 KiB), larger than most Python objects
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
 
