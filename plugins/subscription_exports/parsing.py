@@ -30,11 +30,13 @@ import pyarrow.csv as pacsv
 CHUNK_BYTES = 512 << 10
 # Arrow's streaming reader reads up to 32 blocks ahead of the batches it has returned (its
 # background reader's queue; not configurable from Python): 16 MiB of source bytes held at 512 KiB
-# blocks. Reads wait instead while this many blocks (4 MiB) are ahead of the consumer. A wait ends
+# blocks. Reads wait instead while this many blocks (2 MiB) are ahead of the consumer. A wait ends
 # after READ_AHEAD_WAIT seconds whatever happens, so a change in Arrow's internals can slow a
-# parse but never stall it. Not fewer: Arrow reads several blocks before it returns a batch, so
-# with 2 nearly every read waits out the full second (a 4 KiB-block test ran for hours).
-READ_AHEAD_BLOCKS = 8
+# parse but never stall it. Arrow reads the block after the one it parses before it returns that
+# one's batch (a row's end may lie in it), so with 1 every read waits out the full second; with 2
+# none did on 1M rows at 512 KiB and 4 KiB blocks (pyarrow 26), and 4 leaves room for a change.
+# 8 held about 4 MB more at the peak for no measurable speed.
+READ_AHEAD_BLOCKS = 4
 READ_AHEAD_WAIT = 1.0
 # Read buffers kept for reuse: more than the blocks Arrow holds at once (those read ahead, the one
 # being parsed), so a free one is nearly always there.
