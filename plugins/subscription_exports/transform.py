@@ -198,8 +198,11 @@ def trim_four_place_zeros(values: pa.ChunkedArray) -> pa.Array | None:
         return None
     validity, offsets, data = string_buffers(text)
     lengths = np.diff(offsets)
-    present = np.ones(rows, dtype=bool) if not text.null_count else text.is_valid().to_numpy(zero_copy_only=False)
-    ends, sizes = offsets[1:][present], lengths[present]
+    if text.null_count:  # a null is an empty range: only the present values have the form
+        present = text.is_valid().to_numpy(zero_copy_only=False)
+        ends, sizes = offsets[1:][present], lengths[present]
+    else:
+        present, ends, sizes = slice(None), offsets[1:], lengths
     if (sizes < FOUR_PLACES + 1).any():
         return None
     if not ((data[ends - FOUR_PLACES] == ord(".")) & (data[ends - FOUR_PLACES - 1] - ord("0") < 10)).all():
@@ -212,9 +215,11 @@ def trim_four_place_zeros(values: pa.ChunkedArray) -> pa.Array | None:
     trim += zeros  # all four were zeros: the point goes too
     if ((trim == FOUR_PLACES) & (sizes == FOUR_PLACES + 2) & (data[ends - sizes] == ord("-"))).any():
         return None  # '-0.0000'
+    # Each value's last five bytes are its own (it has at least six): the place-th from its end is
+    # kept unless it is trimmed, one scatter per place over all values.
     keep = np.ones(data.size, dtype=bool)
     for place in range(1, FOUR_PLACES + 1):
-        keep[(ends - place)[trim >= place]] = False
+        keep[ends - place] = trim < place
     lengths[present] -= trim
     trimmed_offsets = np.zeros(rows + 1, dtype=np.int32)
     np.cumsum(lengths, out=trimmed_offsets[1:])
