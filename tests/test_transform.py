@@ -14,13 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from subscription_exports.parsing import open_chunks
-from subscription_exports.tables import CAMPAIGN_PERFORMANCE, EVENTS, PAYWALL_VISITS, UA_EVENTS, TableSpec
+from subscription_exports.tables import CAMPAIGN_PERFORMANCE, EVENTS, PAYWALL_VISITS, UA_EVENTS, Kind, TableSpec
 from subscription_exports.transform import (
     ShapeOptions,
     encode_header,
     encode_rows,
     encode_shaped,
     grouped,
+    plain_quoting,
     quote_minimal,
     shape,
     shape_columns,
@@ -748,3 +749,34 @@ def test_four_place_decimals_take_the_byte_wise_path_and_others_do_not() -> None
     assert trim_four_place_zeros(pg).to_pylist() == ["9.99", None, "10", "-1.5", "0.0001", "0", "123.456"]
     for other in (["-0.0000"], ["100"], ["1.50"], [".0000"], ["", "1.0000"], [None]):
         assert trim_four_place_zeros(pa.chunked_array([other], pa.string())) is None, other
+
+
+def test_plain_quoting_names_only_columns_a_plain_group_can_still_need_quoted() -> None:
+    # A plain group (no source value holds a comma, quote, CR or LF) is encoded without a scan: only
+    # JSON (written anew) and event types renamed to text with such a character are still checked.
+    kinds = [column.kind for column in EVENTS.columns]
+    plain = plain_quoting(EVENTS, ShapeOptions())
+    assert plain == [False] * len(kinds)
+    with_attributes = plain_quoting(EVENTS, ShapeOptions(with_attributes=True))
+    assert with_attributes == [False] * len(kinds) + [True]
+    renamed = plain_quoting(EVENTS, ShapeOptions(rename_event_types={"trial_started": "trial, started"}))
+    assert renamed == [kind is Kind.EVENT_TYPE for kind in kinds] and any(renamed)
+    safe_rename = plain_quoting(EVENTS, ShapeOptions(rename_event_types={"trial_started": "TrialStarted"}))
+    assert safe_rename == plain
+
+
+def test_a_plain_group_renamed_to_a_comma_is_quoted() -> None:
+    batch = pa.table({name: pa.array(["x"] * 3, pa.string()) for name in source_columns(EVENTS)})
+    batch = batch.set_column(
+        batch.column_names.index("event_type"), "event_type", pa.array(["TRIAL_STARTED", "a", None], pa.string())
+    )
+    for name in ("event_datetime", "subscription_expires_at", "install_date"):
+        batch = batch.set_column(batch.column_names.index(name), name, pa.array(["2026-03-07 12:34:56.1+00"] * 3))
+    for column in EVENTS.columns:
+        if column.kind is Kind.DECIMAL:
+            batch = batch.set_column(batch.column_names.index(column.name), column.name, pa.array(["9.9900"] * 3))
+    options = ShapeOptions(rename_event_types={"trial_started": "trial, started"})
+    columns = shape_columns(batch, EVENTS, options)
+    planned = b"".join(map(bytes, encode_shaped(columns, quoting=plain_quoting(EVENTS, options))))
+    assert planned == b"".join(map(bytes, encode_shaped(columns)))
+    assert b'"trial, started"' in planned

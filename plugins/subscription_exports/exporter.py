@@ -170,11 +170,13 @@ def export_table(
     next_bytes, next_time = PROGRESS_BYTES, started + PROGRESS_SECONDS
     try:
         sink.write(transform.encode_header(header))
+        plain_quoting = transform.plain_quoting(spec, options)
         with source.stream_csv(dialect, connection, sql, params) as stream:
-            chunks = parsing.open_chunks(stream, transform.source_columns(spec))
-            for batch in transform.grouped(chunks):
+            chunks = parsing.open_parsed_chunks(stream, transform.source_columns(spec))
+            for batch, plain in transform.grouped_parsed(chunks):
                 if custom is None:
-                    encoded = transform.encode_shaped(transform.shape_columns(batch, spec, options))
+                    shaped = transform.shape_columns(batch, spec, options)
+                    encoded = transform.encode_shaped(shaped, quoting=plain_quoting if plain else None)
                     rows += batch.num_rows
                 else:
                     frame = transform.shape(batch, spec, options)

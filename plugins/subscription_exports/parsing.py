@@ -16,6 +16,7 @@ parse is fenced twice:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import threading
 from collections.abc import Iterator
@@ -42,7 +43,7 @@ READ_AHEAD_WAIT = 1.0
 # being parsed), so a free one is nearly always there.
 READ_BUFFERS = READ_AHEAD_BLOCKS + 4
 CR, LF, QUOTE = b"\r", b"\n", b'"'
-CR_BYTE, LF_BYTE, QUOTE_BYTE = CR[0], LF[0], QUOTE[0]
+CR_BYTE, LF_BYTE, QUOTE_BYTE, COMMA_BYTE = CR[0], LF[0], QUOTE[0], b","[0]
 
 
 class ParseIntegrityError(RuntimeError):
@@ -71,6 +72,12 @@ class ByteCounts:
         self.cr += int(np.count_nonzero(np.equal(view, CR_BYTE, out=found)))
         self.lf += int(np.count_nonzero(np.equal(view, LF_BYTE, out=found)))
         self.quotes += int(np.count_nonzero(np.equal(view, QUOTE_BYTE, out=found)))
+
+    def holds(self, view: np.ndarray, byte: int) -> bool:
+        """Whether ``view`` holds ``byte`` (compared in the same reused array)."""
+        if self._scratch.size < view.size:
+            self._scratch = np.empty(max(view.size, 2 * self._scratch.size), dtype=bool)
+        return bool(np.equal(view, byte, out=self._scratch[: view.size]).any())
 
 
 class RowAlignedReader:
@@ -262,11 +269,18 @@ class ParseAudit:
         self.rows = 0
         self.values = ByteCounts()
 
-    def observe(self, batch: pa.RecordBatch) -> None:
+    def observe(self, batch: pa.RecordBatch) -> bool:
+        """Count the chunk's values; return whether none of them holds a comma, quote, CR or LF."""
         self.rows += batch.num_rows
         # All of the chunk's values in one pass, laid end to end by one Arrow call: reading each
         # column's buffers from Python costs more than the comparisons.
-        self.values.add(np.frombuffer(value_buffer(pa.concat_arrays(batch.columns)), dtype=np.uint8))
+        data = np.frombuffer(value_buffer(pa.concat_arrays(batch.columns)), dtype=np.uint8)
+        values = self.values
+        specials = values.cr + values.lf + values.quotes
+        values.add(data)
+        # The encoder needs to know the same of commas; most chunks hold none of the four, and
+        # telling it here (one more comparison) spares it laying the values end to end again.
+        return values.cr + values.lf + values.quotes == specials and not values.holds(data, COMMA_BYTE)
 
     def check(self) -> None:
         raw, values = self._stream.counts, self.values
@@ -311,10 +325,19 @@ def arrow_reader(
     )
 
 
-def open_chunks(stream: BinaryIO, columns: list[str], *, block_size: int = CHUNK_BYTES) -> Iterator[pa.RecordBatch]:
+@dataclass(frozen=True)
+class ParsedChunk:
+    """A parsed batch, and whether it is ``plain``: none of its values holds a comma, quote, CR or LF,
+    so no field of it needs quoting in CSV."""
+
+    batch: pa.RecordBatch
+    plain: bool
+
+
+def open_parsed_chunks(stream: BinaryIO, columns: list[str], *, block_size: int = CHUNK_BYTES) -> Iterator[ParsedChunk]:
     """Parse the intermediate CSV in blocks of whole rows, audited (see the module's docstring).
 
-    The last batch is followed by the audit: if the values do not account for every byte of the
+    The last chunk is followed by the audit: if the values do not account for every byte of the
     stream, ``ParseIntegrityError`` is raised before the caller can finish (and publish) its file.
     """
     aligned = RowAlignedReader(stream, max_ahead=READ_AHEAD_BLOCKS)
@@ -325,9 +348,15 @@ def open_chunks(stream: BinaryIO, columns: list[str], *, block_size: int = CHUNK
             raise ValueError(f"the table's SQL returns columns {got}, but it must return exactly {columns}")
         audit = ParseAudit(aligned, got)
         for batch in reader:
-            audit.observe(batch)
-            yield batch
+            yield ParsedChunk(batch, audit.observe(batch))
             aligned.consumed()
         audit.check()
     finally:
         aligned.unbound()
+
+
+def open_chunks(stream: BinaryIO, columns: list[str], *, block_size: int = CHUNK_BYTES) -> Iterator[pa.RecordBatch]:
+    """``open_parsed_chunks``' batches alone (audited the same way)."""
+    with contextlib.closing(open_parsed_chunks(stream, columns, block_size=block_size)) as chunks:
+        for chunk in chunks:
+            yield chunk.batch

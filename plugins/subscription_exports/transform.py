@@ -35,7 +35,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from subscription_exports.parsing import value_buffer, value_bytes
+from subscription_exports.parsing import ParsedChunk, value_buffer, value_bytes
 from subscription_exports.tables import ATTRIBUTES, Kind, TableSpec
 
 LINE_END = "\r\n"  # RFC 4180
@@ -70,16 +70,23 @@ def source_columns(spec: TableSpec) -> list[str]:
 
 def grouped(batches: Iterable[pa.RecordBatch], group_bytes: int = SHAPE_BYTES) -> Iterator[pa.Table]:
     """Consecutive chunks as tables of about ``group_bytes`` each (their columns stay chunked, no copy)."""
+    for table, _ in grouped_parsed((ParsedChunk(batch, plain=False) for batch in batches), group_bytes):
+        yield table
+
+
+def grouped_parsed(chunks: Iterable[ParsedChunk], group_bytes: int = SHAPE_BYTES) -> Iterator[tuple[pa.Table, bool]]:
+    """``grouped`` of parsed chunks, each group with whether all of its chunks are plain."""
     group: list[pa.RecordBatch] = []
-    size = 0
-    for batch in batches:
-        group.append(batch)
-        size += batch.nbytes
+    size, plain = 0, True
+    for chunk in chunks:
+        group.append(chunk.batch)
+        size += chunk.batch.nbytes
+        plain &= chunk.plain
         if size >= group_bytes:
-            yield pa.Table.from_batches(group)
-            group, size = [], 0
+            yield pa.Table.from_batches(group), plain
+            group, size, plain = [], 0, True
     if group:
-        yield pa.Table.from_batches(group)
+        yield pa.Table.from_batches(group), plain
 
 
 # -- column rendering, one function per kind ------------------------------------------------------
@@ -275,9 +282,7 @@ def shape_columns(
     source = dict(zip(chunk.column_names, chunk.columns, strict=True))
     if isinstance(chunk, pa.RecordBatch):
         source = {name: pa.chunked_array([values]) for name, values in source.items()}
-    kinds = {col.name: col.kind for col in spec.columns}
-    if options.with_attributes:
-        kinds[ATTRIBUTES.name] = ATTRIBUTES.kind
+    kinds = output_kinds(spec, options)
     shaped = {name: source[name] for name, kind in kinds.items() if kind in AS_STORED}
     for kind, render in RENDERERS.items():
         shaped |= render_columns(source, [name for name, k in kinds.items() if k is kind], render)
@@ -287,6 +292,30 @@ def shape_columns(
     for name in (name for name, kind in kinds.items() if kind is Kind.EVENT_TYPE):
         shaped[name] = arrow(render_event_type(series(source[name]), options.rename_event_types))
     return {name: shaped[name] for name in kinds}
+
+
+def output_kinds(spec: TableSpec, options: ShapeOptions) -> dict[str, Kind]:
+    """The file's columns in order, each with its kind."""
+    kinds = {col.name: col.kind for col in spec.columns}
+    if options.with_attributes:
+        kinds[ATTRIBUTES.name] = ATTRIBUTES.kind
+    return kinds
+
+
+def plain_quoting(spec: TableSpec, options: ShapeOptions) -> list[bool]:
+    """Which of ``shape_columns``' columns may need quoting when the group's chunks are plain (no
+    source value holds a comma, quote, CR or LF): ``encode_shaped``'s ``quoting`` for such groups.
+
+    Columns that pass as stored hold the source values; timestamps, decimals and ratios are written
+    from digits, '-', '.', ':', 'T' and '+' only (a decimal is its source text, trimmed); an event
+    type is its source value lower-cased (no character's lower case is one of the four), unless a
+    destination renames it to text that holds one. JSON is written anew: its values are checked.
+    """
+    renamed_specials = any(
+        special in name.encode() for name in options.rename_event_types.values() for special in CSV_SPECIALS
+    )
+    may_need = {Kind.JSON: True, Kind.EVENT_TYPE: renamed_specials}
+    return [may_need.get(kind, False) for kind in output_kinds(spec, options).values()]
 
 
 def series(values: pa.ChunkedArray) -> pd.Series:
@@ -475,21 +504,26 @@ def encode_row_buffers(frame: pd.DataFrame) -> list[pa.Buffer | bytes]:
     return encode_columns(text_columns(frame))
 
 
-def encode_shaped(columns: Mapping[str, pa.ChunkedArray]) -> list[pa.Buffer | bytes]:
-    """``encode_row_buffers`` of ``shape_columns``' result (Arrow ``string`` by construction)."""
+def encode_shaped(
+    columns: Mapping[str, pa.ChunkedArray], *, quoting: list[bool] | None = None
+) -> list[pa.Buffer | bytes]:
+    """``encode_row_buffers`` of ``shape_columns``' result (Arrow ``string`` by construction);
+    ``quoting``: ``encode_columns``'."""
     arrays = list(columns.values())
     if not arrays or not len(arrays[0]):
         return []
-    return encode_columns([as_string(values) for values in arrays])
+    return encode_columns([as_string(values) for values in arrays], quoting)
 
 
-def encode_columns(columns: list[pa.ChunkedArray]) -> list[pa.Buffer | bytes]:
+def encode_columns(columns: list[pa.ChunkedArray], quoting: list[bool] | None = None) -> list[pa.Buffer | bytes]:
     """Text columns of equal length (at least one row) as CSV lines, in Arrow buffers, in order.
 
     The kernels run over each whole (possibly chunked) column, only for the columns that hold a
-    comma, quote, CR or LF at all; the lines' data buffers are the bytes.
+    comma, quote, CR or LF at all (``columns_to_quote``, or per column False where the caller knows
+    that none can: ``plain_quoting``); the lines' data buffers are the bytes.
     """
-    quoting = columns_to_quote(columns)
+    if quoting is None:
+        quoting = columns_to_quote(columns)
     columns = [quote_all(values) if quote else values for values, quote in zip(columns, quoting, strict=True)]
     # The line end is joined to the last column, not to whole lines: one pass less over the chunk.
     last = pc.binary_join_element_wise(columns[-1], CRLF, EMPTY, null_handling="replace", null_replacement="")
