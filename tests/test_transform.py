@@ -26,6 +26,7 @@ from subscription_exports.transform import (
     shape,
     shape_columns,
     source_columns,
+    values_to_quote,
 )
 
 CRLF = "\r\n"
@@ -780,3 +781,18 @@ def test_a_plain_group_renamed_to_a_comma_is_quoted() -> None:
     planned = b"".join(map(bytes, encode_shaped(columns, quoting=plain_quoting(EVENTS, options))))
     assert planned == b"".join(map(bytes, encode_shaped(columns)))
     assert b'"trial, started"' in planned
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.lists(st.none() | st.text(alphabet=st.sampled_from(list(',"\r\nab é😀')), max_size=6), max_size=40),
+    start=st.integers(0, 5),
+    cut=st.integers(0, 5),
+)
+def test_values_to_quote_finds_exactly_the_values_holding_a_special(values, start, cut) -> None:
+    # The byte-wise search maps each comma, quote, CR or LF to its value through the offsets: empty,
+    # null and adjacent values, and slices (offsets not from 0), each against Python.
+    array = pa.array(values, pa.string())
+    piece = array.slice(min(start, len(values)), max(len(values) - start - cut, 0))
+    expected = [v is not None and any(c in v for c in ',"\r\n') for v in piece.to_pylist()]
+    assert values_to_quote(piece).tolist() == expected

@@ -531,24 +531,37 @@ def encode_columns(columns: list[pa.ChunkedArray], quoting: list[bool] | None = 
     return [value_buffer(chunk) for chunk in lines.chunks]
 
 
-# One RE2 pass per column finds the values to quote: about half the cost of four substring kernels.
-NEEDS_QUOTES = '[,"\r\n]'
-
-
 def quote_all(values: pa.ChunkedArray) -> pa.ChunkedArray:
-    """``quote_minimal`` over a whole chunked column: the values that need it are found in one
-    kernel call, then only those (a few per group, typically) are quoted and put back in place."""
-    needs = pc.fill_null(pc.match_substring_regex(values, NEEDS_QUOTES), False).combine_chunks()
-    if not needs.true_count:
+    """``quote_minimal`` over a whole chunked column: the values that need it are found from the
+    column's bytes (``values_to_quote``), then only those (a few per group, typically) are quoted
+    and put back in place."""
+    text = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+    needs = values_to_quote(text)
+    if not needs.any():
         return values
-    selected = values.filter(needs)
-    quoted = pc.binary_join_element_wise(QUOTE, pc.replace_substring(selected, '"', '""'), QUOTE, EMPTY)
+    mask = pa.array(needs)
+    quoted = pc.binary_join_element_wise(QUOTE, pc.replace_substring(text.filter(mask), '"', '""'), QUOTE, EMPTY)
     # A null value never needs quoting (mask false), so it stays null: an empty field.
-    return pc.replace_with_mask(values, needs, quoted.combine_chunks())
+    return pa.chunked_array([pc.replace_with_mask(text, mask, quoted)])
+
+
+def values_to_quote(text: pa.Array) -> np.ndarray:
+    """Per value of a string array, whether it holds a comma, quote, CR or LF (False for null).
+
+    The four are compared over the array's bytes at once; the few bytes found are mapped to the
+    values holding them through the offsets (a value's range is [offset, next offset): empty and
+    null values hold none), where a pattern search would start over at every value.
+    """
+    _, offsets, data = string_buffers(text)
+    needs = np.zeros(len(text), dtype=bool)
+    if data.size:
+        found = np.flatnonzero(special_bytes(data))
+        needs[np.searchsorted(offsets, found, side="right") - 1] = True
+    return needs
 
 
 class _Scratch(threading.local):
-    """Reused arrays for ``columns_to_quote`` (per thread): a fresh megabyte per group is a fresh
+    """Reused arrays for ``special_bytes`` (per thread): a fresh megabyte per group is a fresh
     mapping, each of its pages faulted in, which costs more than the comparisons."""
 
     found = np.empty(0, dtype=bool)
@@ -564,6 +577,16 @@ _scratch = _Scratch()
 CSV_SPECIAL_BYTES = tuple(special[0] for special in CSV_SPECIALS)
 
 
+def special_bytes(data: np.ndarray) -> np.ndarray:
+    """Per byte, whether it is a comma, quote, CR or LF (SIMD comparisons into reused arrays: valid
+    until the next call in this thread)."""
+    found, other = _scratch.arrays(data.size)
+    np.equal(data, CSV_SPECIAL_BYTES[0], out=found)
+    for special in CSV_SPECIAL_BYTES[1:]:
+        np.logical_or(found, np.equal(data, special, out=other), out=found)
+    return found
+
+
 def columns_to_quote(columns: list[pa.ChunkedArray]) -> list[bool]:
     """Per column, whether any of its values holds a comma, quote, CR or LF: the values of all
     columns are laid end to end by one Arrow call and compared byte-wise (SIMD), then reduced per
@@ -573,10 +596,7 @@ def columns_to_quote(columns: list[pa.ChunkedArray]) -> list[bool]:
     quoting = [False] * len(columns)
     if not data.size:
         return quoting
-    found, other = _scratch.arrays(data.size)
-    np.equal(data, CSV_SPECIAL_BYTES[0], out=found)
-    for special in CSV_SPECIAL_BYTES[1:]:
-        np.logical_or(found, np.equal(data, special, out=other), out=found)
+    found = special_bytes(data)
     present = [i for i in range(len(columns)) if bounds[i + 1] > bounds[i]]
     for i, hits in zip(present, np.logical_or.reduceat(found, bounds[present]), strict=True):
         quoting[i] = bool(hits)
