@@ -17,8 +17,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -367,8 +370,34 @@ def test_a_consumer_that_stops_early_leaves_no_read_waiting(monkeypatch) -> None
     stream = intermediate([(str(i), "v" * 200, None, "w") for i in range(2000)], "postgres")
     chunks = open_chunks(io.BytesIO(stream), COLUMNS, block_size=1024)
     next(chunks)
+    started = time.monotonic()
     chunks.close()  # as when an upload fails mid-export
     (reader,) = RecordedReader.made
+    # Once closed, no read runs in Arrow's thread (one still inside Python when the interpreter shuts
+    # down aborts the process), and any later read ends the stream at once, without waiting.
+    assert reader._reading == 0
     for _ in range(2 * READ_AHEAD_BLOCKS):  # more reads than the bound allows: none waits
-        reader.read(1024)
-    assert reader.stalls == 0
+        assert reader.read(1024) == b""
+    assert reader.stalls == 0 and time.monotonic() - started < 30
+
+
+def test_a_failed_export_exits_with_its_one_line_not_a_crash() -> None:
+    # The export gives up mid-stream (its parse closed) and the process exits, as a task whose upload
+    # failed does. Arrow's reader thread, left reading, aborted such processes at shutdown (in CI:
+    # "Fatal Python error: PyGILState_Release"; here every time before the fix).
+    plugins = str(Path(parsing.__file__).resolve().parents[1])
+    code = (
+        "import io, sys\n"
+        f"sys.path.insert(0, {plugins!r})\n"
+        "from subscription_exports import parsing\n"
+        "data = b'a,b\\n' + b''.join(b'%d,%s\\n' % (i, b'v' * 300) for i in range(200_000))\n"
+        "for attempt in range(20):\n"
+        "    chunks = parsing.open_chunks(io.BytesIO(data), ['a', 'b'], block_size=4096)\n"
+        "    next(chunks)\n"
+        "    chunks.close()\n"
+        "print('done')\n"
+        "raise SystemExit('export failed: one line')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    assert done.stdout.strip() == "done"
+    assert done.returncode == 1 and done.stderr.strip() == "export failed: one line", done.stderr[-3000:]

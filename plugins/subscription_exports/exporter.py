@@ -171,8 +171,13 @@ def export_table(
     try:
         sink.write(transform.encode_header(header))
         plain_quoting = transform.plain_quoting(spec, options)
-        with source.stream_csv(dialect, connection, sql, params) as stream:
-            chunks = parsing.open_parsed_chunks(stream, transform.source_columns(spec))
+        columns = transform.source_columns(spec)
+        # The parse is closed on any error before the stream is: it stops reading while the source is
+        # still open (parsing.RowAlignedReader.stop), not when the process exits.
+        with (
+            source.stream_csv(dialect, connection, sql, params) as stream,
+            contextlib.closing(parsing.open_parsed_chunks(stream, columns)) as chunks,
+        ):
             for batch, plain in transform.grouped_parsed(chunks):
                 if custom is None:
                     shaped = transform.shape_columns(batch, spec, options)

@@ -39,6 +39,8 @@ CHUNK_BYTES = 512 << 10
 # 8 held about 4 MB more at the peak for no measurable speed.
 READ_AHEAD_BLOCKS = 4
 READ_AHEAD_WAIT = 1.0
+# How long a consumer that stops waits for a read running in Arrow's thread to return (``stop``).
+STOP_WAIT = 10.0
 # Read buffers kept for reuse: more than the blocks Arrow holds at once (those read ahead, the one
 # being parsed), so a free one is nearly always there.
 READ_BUFFERS = READ_AHEAD_BLOCKS + 4
@@ -112,6 +114,8 @@ class RowAlignedReader:
         self._buffers: list[bytearray] = []
         self.stalls = 0
         self.most_ahead = 0
+        self._stopped = False
+        self._reading = 0  # reads running (Arrow's reader thread calls them)
 
     @property
     def closed(self) -> bool:
@@ -132,11 +136,20 @@ class RowAlignedReader:
             self._ahead = max(self._ahead - 1, 0)
             self._turn.notify_all()
 
-    def unbound(self) -> None:
-        """Reads no longer wait (the consumer has stopped)."""
+    def stop(self, timeout: float | None = None) -> None:
+        """The consumer has stopped: from now on a read waits for nothing and ends the stream, and
+        this returns once no read is running (or after ``timeout``, STOP_WAIT by default).
+
+        Why: Arrow's reader thread calls ``read`` on its own. Left reading after the consumer gave up
+        (an upload failed), it could still be running Python code when the task's interpreter shuts
+        down, which aborts the process ("PyGILState_Release: thread state must be current") and
+        replaces the export's one-line error with a crash dump.
+        """
         with self._turn:
+            self._stopped = True
             self._max_ahead = None
             self._turn.notify_all()
+            self._turn.wait_for(lambda: not self._reading, timeout=STOP_WAIT if timeout is None else timeout)
 
     def _wait_for_room(self) -> None:
         with self._turn:
@@ -149,7 +162,21 @@ class RowAlignedReader:
             self.most_ahead = max(self.most_ahead, self._ahead)
 
     def read(self, size: int = -1) -> bytes | bytearray:
-        self._wait_for_room()
+        with self._turn:
+            if self._stopped:
+                return b""
+            self._reading += 1
+        try:
+            self._wait_for_room()
+            if self._stopped:
+                return b""
+            return self._read_rows(size)
+        finally:
+            with self._turn:
+                self._reading -= 1
+                self._turn.notify_all()
+
+    def _read_rows(self, size: int) -> bytes | bytearray:
         held, self._held = self._held, b""
         if size is None or size < 0:
             return self._read_joined(held, size)
@@ -341,6 +368,7 @@ def open_parsed_chunks(stream: BinaryIO, columns: list[str], *, block_size: int 
     stream, ``ParseIntegrityError`` is raised before the caller can finish (and publish) its file.
     """
     aligned = RowAlignedReader(stream, max_ahead=READ_AHEAD_BLOCKS)
+    reader = None
     try:
         reader = arrow_reader(aligned, columns, block_size=block_size)
         got = reader.schema.names
@@ -352,7 +380,13 @@ def open_parsed_chunks(stream: BinaryIO, columns: list[str], *, block_size: int 
             aligned.consumed()
         audit.check()
     finally:
-        aligned.unbound()
+        aligned.stop()
+        if reader is not None:
+            # Reads now end the stream: Arrow's reader finishes with the few blocks it holds, so its
+            # background task is over before the caller (or the process) goes on.
+            with contextlib.suppress(Exception):
+                for _ in reader:
+                    pass
 
 
 def open_chunks(stream: BinaryIO, columns: list[str], *, block_size: int = CHUNK_BYTES) -> Iterator[pa.RecordBatch]:
