@@ -34,9 +34,10 @@ CHUNK_BYTES = 512 << 10
 # blocks. Reads wait instead while this many blocks (2 MiB) are ahead of the consumer. A wait ends
 # after READ_AHEAD_WAIT seconds whatever happens, so a change in Arrow's internals can slow a
 # parse but never stall it. Arrow reads the block after the one it parses before it returns that
-# one's batch (a row's end may lie in it), so with 1 every read waits out the full second; with 2
-# none did on 1M rows at 512 KiB and 4 KiB blocks (pyarrow 26), and 4 leaves room for a change.
-# 8 held about 4 MB more at the peak for no measurable speed.
+# one's batch (a row's end may lie in it), so with 1 every read waits out the full second. With 2
+# none did on 1M rows at 512 KiB and 4 KiB blocks (pyarrow 26), but with the tests' 1-16 byte
+# blocks nearly every read did (and with 3 some), so 4. 8 held about 4 MB more at the peak for no
+# measurable speed.
 READ_AHEAD_BLOCKS = 4
 READ_AHEAD_WAIT = 1.0
 # How long a consumer that stops waits for a read running in Arrow's thread to return (``stop``).
@@ -67,9 +68,7 @@ class ByteCounts:
     def add(self, data: bytes | bytearray | memoryview | pa.Buffer | np.ndarray) -> None:
         # numpy (already loaded by pyarrow) compares with SIMD: ~8x faster than three bytes.count.
         view = data if isinstance(data, np.ndarray) else np.frombuffer(data, dtype=np.uint8)
-        if self._scratch.size < view.size:
-            self._scratch = np.empty(max(view.size, 2 * self._scratch.size), dtype=bool)
-        found = self._scratch[: view.size]
+        found = self._found(view.size)
         self.size += view.size
         self.cr += int(np.count_nonzero(np.equal(view, CR_BYTE, out=found)))
         self.lf += int(np.count_nonzero(np.equal(view, LF_BYTE, out=found)))
@@ -77,9 +76,13 @@ class ByteCounts:
 
     def holds(self, view: np.ndarray, byte: int) -> bool:
         """Whether ``view`` holds ``byte`` (compared in the same reused array)."""
-        if self._scratch.size < view.size:
-            self._scratch = np.empty(max(view.size, 2 * self._scratch.size), dtype=bool)
-        return bool(np.equal(view, byte, out=self._scratch[: view.size]).any())
+        return bool(np.equal(view, byte, out=self._found(view.size)).any())
+
+    def _found(self, size: int) -> np.ndarray:
+        """The reused comparison array, ``size`` long (grown when a larger block comes)."""
+        if self._scratch.size < size:
+            self._scratch = np.empty(max(size, 2 * self._scratch.size), dtype=bool)
+        return self._scratch[:size]
 
 
 class RowAlignedReader:
