@@ -340,18 +340,23 @@ class RecordedReader(RowAlignedReader):
         RecordedReader.made.append(self)
 
 
-@pytest.mark.parametrize("bounded", [True, False], ids=["bounded", "arrow-alone"])
-def test_arrow_reads_at_most_a_few_blocks_ahead_of_the_consumer(monkeypatch, bounded: bool) -> None:
+@pytest.mark.parametrize(
+    ("bounded", "block_size"),
+    [(True, 1024), (True, 1), (True, 16), (True, 300), (False, 1024)],
+    ids=["bounded", "bounded-1-byte-blocks", "bounded-16-byte-blocks", "bounded-row-sized-blocks", "arrow-alone"],
+)
+def test_arrow_reads_at_most_a_few_blocks_ahead_of_the_consumer(monkeypatch, bounded: bool, block_size: int) -> None:
     # Memory: Arrow's reader queues up to 32 blocks read ahead (16 MiB at the exporter's 512 KiB).
-    # The exporter lets it run READ_AHEAD_BLOCKS ahead, and never waits out the timeout doing so.
+    # The exporter lets it run READ_AHEAD_BLOCKS ahead, and never waits out the timeout doing so:
+    # not with blocks smaller than a row either, where the first read holds the header alone.
     RecordedReader.made.clear()
     monkeypatch.setattr(parsing, "RowAlignedReader", RecordedReader)
     if not bounded:
         monkeypatch.setattr(parsing, "READ_AHEAD_BLOCKS", None)
-    rows = [(str(i), "v" * 200, json_doc(f"d{i}", False), "w") for i in range(2000)]
+    rows = [(str(i), "v" * 200, json_doc(f"d{i}", i % 3 == 0), "w") for i in range(2000 if block_size >= 300 else 300)]
     stream = intermediate(rows, "postgres")
     out = [encode_header(SPEC.header(with_attributes=False))]
-    for batch in open_chunks(io.BytesIO(stream), COLUMNS, block_size=1024):
+    for batch in open_chunks(io.BytesIO(stream), COLUMNS, block_size=block_size):
         time.sleep(0.002)  # a consumer slower than the parse, as shaping and uploading are
         out.append(encode_rows(shape(batch, SPEC, ShapeOptions())))
     assert b"".join(out) == expected_output(stream)
@@ -361,6 +366,24 @@ def test_arrow_reads_at_most_a_few_blocks_ahead_of_the_consumer(monkeypatch, bou
         assert reader.most_ahead <= READ_AHEAD_BLOCKS
     else:  # what the bound prevents
         assert reader.most_ahead > 3 * READ_AHEAD_BLOCKS
+
+
+@pytest.mark.parametrize(
+    ("stream", "one_row"),
+    [
+        (b"a,b\n", True),
+        (b"a,b\r\n", True),
+        (b'"a\nb",c\n', True),  # the LF inside quotes does not end the row
+        (b"a,b\n1,2\n", False),
+        (b'"a\nb",c\n1,"x\ny"\n', False),
+        (b"", False),
+    ],
+)
+def test_a_first_read_of_the_header_alone_is_not_a_block_ahead(stream: bytes, one_row: bool) -> None:
+    # Arrow makes no batch of it, so counting it would leave one block less of room for good.
+    reader = RowAlignedReader(io.BytesIO(stream), max_ahead=2)
+    assert reader.read(max(len(stream), 1)) == stream
+    assert reader._ahead == (0 if one_row else 1)
 
 
 def test_a_consumer_that_stops_early_leaves_no_read_waiting(monkeypatch) -> None:

@@ -31,14 +31,14 @@ import pyarrow.csv as pacsv
 CHUNK_BYTES = 512 << 10
 # Arrow's streaming reader reads up to 32 blocks ahead of the batches it has returned (its
 # background reader's queue; not configurable from Python): 16 MiB of source bytes held at 512 KiB
-# blocks. Reads wait instead while this many blocks (2 MiB) are ahead of the consumer. A wait ends
+# blocks. Reads wait instead while this many blocks (1 MiB) are ahead of the consumer. A wait ends
 # after READ_AHEAD_WAIT seconds whatever happens, so a change in Arrow's internals can slow a
 # parse but never stall it. Arrow reads the block after the one it parses before it returns that
-# one's batch (a row's end may lie in it), so with 1 every read waits out the full second. With 2
-# none did on 1M rows at 512 KiB and 4 KiB blocks (pyarrow 26), but with the tests' 1-16 byte
-# blocks nearly every read did (and with 3 some), so 4. 8 held about 4 MB more at the peak for no
+# one's batch (a row's end may lie in it), so with 1 every read waits out the full second; with 2
+# none waits, at 512 KiB blocks as at 1-byte ones (pyarrow 26), once a first read that holds only
+# the header (no batch comes of it) is not counted. 4 held about 2 MB more at the peak for no
 # measurable speed.
-READ_AHEAD_BLOCKS = 4
+READ_AHEAD_BLOCKS = 2
 READ_AHEAD_WAIT = 1.0
 # How long a consumer that stops waits for a read running in Arrow's thread to return (``stop``).
 STOP_WAIT = 10.0
@@ -119,6 +119,7 @@ class RowAlignedReader:
         self.most_ahead = 0
         self._stopped = False
         self._reading = 0  # reads running (Arrow's reader thread calls them)
+        self._first = True
 
     @property
     def closed(self) -> bool:
@@ -173,7 +174,11 @@ class RowAlignedReader:
             self._wait_for_room()
             if self._stopped:
                 return b""
-            return self._read_rows(size)
+            first, self._first = self._first, False
+            block = self._read_rows(size)
+            if first and _holds_one_row(block):
+                self.consumed()  # the header alone: Arrow makes no batch of it
+            return block
         finally:
             with self._turn:
                 self._reading -= 1
@@ -263,6 +268,15 @@ class RowAlignedReader:
                 return lf + 1
             stop, lf = lf, data.rfind(LF, start, lf)
         return -1
+
+
+def _holds_one_row(block: bytes | bytearray) -> bool:
+    """Whether ``block`` (whole rows from the stream's start) is one row: its first LF outside
+    quotes is its last byte."""
+    lf = block.find(LF)
+    while lf >= 0 and block.count(QUOTE, 0, lf) & 1:
+        lf = block.find(LF, lf + 1)
+    return lf >= 0 and lf == len(block) - 1
 
 
 def value_buffer(values: pa.Array) -> pa.Buffer | bytes:
