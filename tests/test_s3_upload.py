@@ -93,3 +93,41 @@ def test_gzip_stream_across_parts_is_exact(seaweedfs, s3):
     assert gzip.decompress(body) == b"".join(data)
     assert sink.size == len(body) and sink.sha256.hexdigest() == hashlib.sha256(body).hexdigest()
     assert list_multipart_uploads(s3, "exports") == []
+
+
+def test_default_upload_overlaps_parts_but_holds_at_most_one_more_buffer(seaweedfs, s3):
+    """Two parts upload at once by default (the export waits less on the store), and memory stays
+    bounded: never more than PARTS_IN_FLIGHT parts uploading, and part buffers are reused, so the
+    upload holds at most PARTS_IN_FLIGHT + 1 of them however many parts the object has."""
+    import threading
+    import time
+
+    client = seaweedfs.client_for(EXPORTER)
+    lock, running, most, bodies = threading.Lock(), [0], [0], {}
+
+    class Counting:  # the real client, with its part uploads counted (and slowed so they overlap)
+        def __getattr__(self, name):
+            return getattr(client, name)
+
+        def upload_part(self, **kwargs):
+            with lock:
+                running[0] += 1
+                most[0] = max(most[0], running[0])
+                bodies[id(kwargs["Body"])] = kwargs["Body"]  # kept alive: an id is never reused
+            try:
+                time.sleep(0.05)
+                return client.upload_part(**kwargs)
+            finally:
+                with lock:
+                    running[0] -= 1
+
+    data = chunks(41 * MIB + 7, 1_000_003, seed=b"in flight")
+    upload = AtomicUpload(Counting(), bucket="exports", key="overlap.csv", part_size=5 * MIB)
+    assert upload.max_in_flight == s3_module.PARTS_IN_FLIGHT == 2
+    for block in data:
+        upload.write(block)
+    upload.commit()
+    assert s3.get_object(Bucket="exports", Key="overlap.csv")["Body"].read() == b"".join(data)
+    assert most[0] == s3_module.PARTS_IN_FLIGHT  # 9 parts: they did overlap, and never more
+    assert len(bodies) <= s3_module.PARTS_IN_FLIGHT + 1
+    assert list_multipart_uploads(s3, "exports") == []

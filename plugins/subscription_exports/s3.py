@@ -26,6 +26,10 @@ MIB = 1 << 20
 # Small parts keep memory low (parts in flight x part size); the size doubles every
 # PARTS_PER_SIZE parts so a file can still grow to terabytes within S3's 10,000 parts.
 DEFAULT_PART_SIZE = 5 * MIB  # the S3 minimum
+# Parts uploading at once. With one, the export waits whenever the next part is full before the
+# store has taken the last; two absorb that jitter: 1M rows 11.6 s instead of 12.9 s of task time
+# for about 5 MB (one more part buffer), measured interleaved; three gained nothing more.
+PARTS_IN_FLIGHT = 2
 PARTS_PER_SIZE = 1000
 S3_CONN_TYPES = {"aws", "s3"}
 
@@ -174,7 +178,7 @@ class AtomicUpload:
         key: str,
         extra_args: dict[str, Any] | None = None,
         part_size: int = DEFAULT_PART_SIZE,
-        max_in_flight: int = 1,
+        max_in_flight: int = PARTS_IN_FLIGHT,
     ) -> None:
         if part_size < 5 * MIB:
             raise ValueError("part_size must be at least 5 MiB (S3 minimum)")
