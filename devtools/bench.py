@@ -62,15 +62,16 @@ class Measured:
 
 
 def tree_memory(ps: psutil.Process) -> tuple[int, int]:
-    """(RSS, anonymous) bytes of a process and its children; anonymous is 0 where the kernel has no
-    smaps_rollup (RSS then comes from psutil)."""
+    """(RSS, anonymous) bytes of a process and its children, from the kernel's counters in
+    /proc/PID/status (cheap: smaps_rollup walks every page, which would load the machine it measures);
+    anonymous is 0 where those are missing (RSS then comes from psutil)."""
     rss = anon = 0
     for proc in [ps, *ps.children(recursive=True)]:
         try:
-            with open(f"/proc/{proc.pid}/smaps_rollup") as rollup:
-                fields = dict(line.split()[:2] for line in rollup if line[0].isupper())
-            rss += int(fields["Rss:"]) * 1024
-            anon += int(fields["Anonymous:"]) * 1024
+            with open(f"/proc/{proc.pid}/status") as status:
+                fields = dict(line.split()[:2] for line in status if line.startswith("Rss"))
+            anon += int(fields["RssAnon:"]) * 1024
+            rss += sum(int(fields[k]) for k in ("RssAnon:", "RssFile:", "RssShmem:")) * 1024
         except (OSError, KeyError, ValueError):
             rss += proc.memory_info().rss
     return rss, anon
