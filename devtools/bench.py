@@ -682,10 +682,10 @@ def report(
     print(f"CPU of our export: {cpu['ours']:.1f} s process, {tcpu['ours']:.1f} s task; "
           f"{tcpu['ours'] / rows * 1e6:.1f} CPU-s per million rows (task)")  # fmt: skip
     if "sqltos3" in wall:
-        print(f"SqlToS3Operator / ours = {wall['sqltos3'] / ours:.1f}x faster by process wall, "
-              f"{task['sqltos3'] / task['ours']:.1f}x by task time   (bar: at least 5x)")  # fmt: skip
-        print(f"SqlToS3Operator CPU / ours = {cpu['sqltos3'] / cpu['ours']:.1f}x by process CPU, "
-              f"{tcpu['sqltos3'] / tcpu['ours']:.1f}x by task CPU   (bar: at least 8x)")  # fmt: skip
+        print(f"SqlToS3Operator / ours = {wall['sqltos3'] / ours:.2f}x faster by process wall, "
+              f"{task['sqltos3'] / task['ours']:.2f}x by task time   (bar: at least 5x)")  # fmt: skip
+        print(f"SqlToS3Operator CPU / ours = {cpu['sqltos3'] / cpu['ours']:.2f}x by process CPU, "
+              f"{tcpu['sqltos3'] / tcpu['ours']:.2f}x by task CPU   (bar: at least 8x)")  # fmt: skip
     print(f"gzip cost: {wall['ours_gzip'] / ours:.2f}x the time, {cpu['ours_gzip'] / cpu['ours']:.2f}x the CPU, "
           f"{gzip_bytes / csv_bytes:.0%} of the bytes")  # fmt: skip
     print(
