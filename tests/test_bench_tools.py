@@ -1,0 +1,38 @@
+"""The benchmark's own instruments (devtools/bench.py): what its memory figures are made of."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import psutil
+
+from devtools.bench import evict_library_pages, tree_memory
+
+CHILD_MIB = 64
+
+
+def test_tree_memory_counts_a_childs_anonymous_memory():
+    """The peak of an export is its process tree's, split into anonymous and file-backed memory."""
+    holder = f"b = bytearray({CHILD_MIB} << 20); print('ready', flush=True); input()"
+    shell = subprocess.Popen(
+        ["sh", "-c", f'{sys.executable} -c "{holder}"'], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert shell.stdout.readline().strip() == "ready"
+        rss, anon = tree_memory(psutil.Process(shell.pid))
+        assert anon >= CHILD_MIB << 20  # the bytearray lives in the shell's child
+        assert rss > anon  # and the interpreter's own code is file-backed
+    finally:
+        shell.communicate("\n", timeout=30)
+
+
+def test_evict_library_pages_covers_the_shared_objects_and_changes_no_byte(tmp_path):
+    site = tmp_path / "lib" / "python3.11" / "site-packages" / "pkg"
+    site.mkdir(parents=True)
+    files = {"_native.cpython-311-x86_64-linux-gnu.so": b"\x7fELF one", "libdep.so.26": b"\x7fELF two"}
+    for name, content in files.items():
+        (site / name).write_bytes(content)
+    (site / "module.py").write_text("x = 1\n")
+    assert evict_library_pages(tmp_path) == 2
+    assert {name: (site / name).read_bytes() for name in files} == files
