@@ -82,11 +82,11 @@ def evict_library_pages(prefix: Path = Path(sys.prefix)) -> int:
 
     Why: a library's pages count in a process's RSS as the kernel maps them, and a kernel with large
     page-cache folios (Linux 6.x on ext4) maps whole folios. How big those are depends on how the
-    file got into the cache: written by ``pip install`` (a fresh venv, as in CI) or read with
-    ``read()``, they are large, and the same export peaks about 25 MB higher (measured: 285 against
-    259 MB at 1M rows, all of it file-backed) than when the libraries were read in by the loader's
-    own page faults, as on a worker whose libraries were installed before it last started. Evicting
-    them first measures every run in that second state, whatever the machine did before.
+    file got into the cache: written by ``pip install`` (a fresh venv, as in CI), they are large, and
+    the same export peaks about 25 MB higher (measured: 285 against 259 MB at 1M rows, all of it
+    file-backed) than when the libraries were read in by the loader's own page faults, as on a
+    worker whose libraries were installed before it last started. Evicting them first measures
+    every run in that second state, whatever the machine did before.
     """
     evicted = 0
     for path in prefix.glob("lib/python*/site-packages/**/*.so*"):
