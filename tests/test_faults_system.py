@@ -441,13 +441,15 @@ def test_task_process_killed_mid_upload_keeps_the_old_object_and_the_next_try_cl
     try:
         parked.wait_held()
         upload = next(u for u in list_multipart_uploads(admin, BUCKET) if u["Key"] == KEY)
+
         # Two parts upload at once (s3.PARTS_IN_FLIGHT): part 1 may still be on its way while part 2
         # is held, and part 3 may follow it; part 4 waits for the held part 2.
-        deadline, stored = time.monotonic() + 60, []
-        while 1 not in stored and time.monotonic() < deadline:
+        def stored_with_part_1() -> list[int] | None:
             parts = admin.list_parts(Bucket=BUCKET, Key=KEY, UploadId=upload["UploadId"]).get("Parts", [])
-            stored = [p["PartNumber"] for p in parts]
-            time.sleep(0.05)
+            numbers = [p["PartNumber"] for p in parts]
+            return numbers if 1 in numbers else None
+
+        stored = wait_for("part 1 stored while part 2 is held", stored_with_part_1)
         assert stored in ([1], [1, 3]), f"killed with part 1 stored and part 2 held, not {stored}"
     finally:
         os.kill(task.pid, signal.SIGKILL)
