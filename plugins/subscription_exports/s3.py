@@ -205,12 +205,17 @@ class AtomicUpload:
         # nothing of the caller's data is kept (holding its chunks until a join kept up to one part
         # more alive).
         self.bytes_written += len(data)
-        view = memoryview(data)
+        # Unsigned bytes (an Arrow buffer's view is signed), so it can be assigned to a view of the part.
+        view = memoryview(data).cast("B")
         while len(view):
             if self._buffer is None:
                 self._buffer = self._new_buffer()
             taken = view[: self.part_size - self._buffered]
-            self._buffer[self._buffered : self._buffered + len(taken)] = taken
+            # Through a view: a bytearray's own slice assignment first copies any value that is not
+            # a bytearray into a new one, a fresh mapping per chunk (each page faulted in): about
+            # 0.3 CPU-s per GB. The view is released at once: a bytearray with a view cannot resize.
+            with memoryview(self._buffer) as part:
+                part[self._buffered : self._buffered + len(taken)] = taken
             self._buffered += len(taken)
             view = view[len(taken) :]
             if self._buffered == self.part_size:
