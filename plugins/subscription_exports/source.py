@@ -3,19 +3,21 @@
 Both dialects produce the same intermediate CSV (header row, NULL as an empty unquoted field),
 which the transform parses in chunks. PostgreSQL streams with ``COPY (query) TO STDOUT``, the
 fastest way out of the server; SQLite, used by the embedded demo, streams ``fetchmany`` batches.
-The producer runs in a thread and writes into a pipe, so the database, the transform and the
-upload work at the same time and only a few chunks are ever in memory.
+The producer runs in a thread and hands its bytes over through a few reused buffers
+(``ByteChannel``), so the database, the transform and the upload work at the same time and only a
+few chunks are ever in memory.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import logging
-import os
 import threading
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +30,9 @@ log = logging.getLogger(__name__)
 
 SQL_DIR = INCLUDE_DIR / "sql"
 DIALECTS = ("postgres", "sqlite")
-PIPE_BUFFER = 1 << 20
+PIPE_BUFFER = 1 << 20  # the producer's write buffer, and each buffer of the channel
+CHANNEL_BUFFERS = 2  # one filled by the producer while the consumer reads the other
+READ_BUFFER = 64 << 10  # the consumer's: reads of a parse block's size go to the channel directly
 
 
 class SourceError(RuntimeError):
@@ -184,6 +188,106 @@ def _dump_sqlite(connection: Any, sql: str, params: dict[str, Any], out: BinaryI
     cur.close()
 
 
+class ByteChannel:
+    """Bytes from one producer thread to one consumer thread, in order, through ``buffers`` reused
+    buffers of ``size`` bytes: ``writer`` and ``reader`` are raw streams for ``io.BufferedWriter`` and
+    ``io.BufferedReader``.
+
+    Why not an OS pipe: its 64 KiB buffer woke the two threads in turn about 7,000 times per
+    447 MB, and every byte crossed the kernel twice: about 0.3 CPU-s more per million ``events``
+    rows than this (docs/performance.md). The semantics are a pipe's: a write waits while every
+    buffer is full, a read waits for bytes or for the writer's close (then returns 0: end of
+    stream), and once the reader is closed a write raises ``BrokenPipeError``, so a producer that
+    is blocked or still writing stops.
+    """
+
+    def __init__(self, *, buffers: int = CHANNEL_BUFFERS, size: int = PIPE_BUFFER) -> None:
+        self._turn = threading.Condition()
+        self._free: deque[bytearray] = deque(bytearray(size) for _ in range(buffers))
+        self._full: deque[tuple[bytearray, int]] = deque()
+        self._ended = False  # the writer closed: end of stream once the full buffers are read
+        self._stopped = False  # the reader closed
+        self._current: tuple[bytearray, int, int] | None = None  # (buffer, read up to, length)
+        self.writer = _ChannelWriter(self)
+        self.reader = _ChannelReader(self)
+
+    def write(self, data: memoryview) -> int:
+        with self._turn:
+            self._turn.wait_for(lambda: self._free or self._stopped)
+            if self._stopped:
+                raise BrokenPipeError(errno.EPIPE, "the consumer closed the stream")
+            buffer = self._free.popleft()
+        size = min(len(data), len(buffer))
+        with memoryview(buffer) as view, memoryview(data) as source:
+            view[:size] = source.cast("B")[:size]
+        with self._turn:
+            self._full.append((buffer, size))
+            self._turn.notify_all()
+        return size
+
+    def readinto(self, target: memoryview) -> int:
+        if self._current is None or self._current[1] == self._current[2]:
+            with self._turn:
+                if self._current is not None:
+                    self._free.append(self._current[0])
+                    self._current = None
+                    self._turn.notify_all()
+                self._turn.wait_for(lambda: self._full or self._ended)
+                if not self._full:
+                    return 0
+                buffer, length = self._full.popleft()
+            self._current = (buffer, 0, length)
+        buffer, start, length = self._current
+        size = min(len(target), length - start)
+        with memoryview(buffer) as view, memoryview(target) as into:
+            into.cast("B")[:size] = view[start : start + size]
+        self._current = (buffer, start + size, length)
+        return size
+
+    def end(self) -> None:
+        with self._turn:
+            self._ended = True
+            self._turn.notify_all()
+
+    def stop(self) -> None:
+        with self._turn:
+            self._stopped = True
+            self._full.clear()
+            self._turn.notify_all()
+
+
+class _ChannelWriter(io.RawIOBase):
+    def __init__(self, channel: ByteChannel) -> None:
+        self._channel = channel
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        return self._channel.write(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._channel.end()
+        super().close()
+
+
+class _ChannelReader(io.RawIOBase):
+    def __init__(self, channel: ByteChannel) -> None:
+        self._channel = channel
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        return self._channel.readinto(target)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._channel.stop()
+        super().close()
+
+
 @contextlib.contextmanager
 def stream_csv(dialect: str, connection: Any, sql: str, params: dict[str, Any]) -> Iterator[BinaryIO]:
     """Yield a readable binary stream of the query's rows as CSV (header first).
@@ -191,9 +295,9 @@ def stream_csv(dialect: str, connection: Any, sql: str, params: dict[str, Any]) 
     If the consumer stops early (an upload failed), the query is cancelled and the producer ends.
     Errors of the producer are raised when the stream is closed.
     """
-    read_fd, write_fd = os.pipe()
-    reader = os.fdopen(read_fd, "rb", buffering=PIPE_BUFFER)
-    writer = os.fdopen(write_fd, "wb", buffering=PIPE_BUFFER)
+    channel = ByteChannel()
+    reader = io.BufferedReader(channel.reader, buffer_size=READ_BUFFER)
+    writer = io.BufferedWriter(channel.writer, buffer_size=PIPE_BUFFER)
     failure: list[BaseException] = []
 
     def produce() -> None:
@@ -221,7 +325,7 @@ def stream_csv(dialect: str, connection: Any, sql: str, params: dict[str, Any]) 
             thread.join(timeout=0.5)
             failed_first = bool(failure)
             _cancel(dialect, connection)
-        reader.close()  # a blocked producer gets EPIPE and stops
+        reader.close()  # a blocked producer gets BrokenPipeError (EPIPE) and stops
         thread.join()
         if failure and (finished or failed_first):
             exc = failure[0]
