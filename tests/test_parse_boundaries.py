@@ -48,7 +48,7 @@ from subscription_exports.transform import (
     encode_rows,
     encode_shaped,
     grouped_parsed,
-    plain_quoting,
+    output_quoting,
     shape,
     shape_columns,
     source_columns,
@@ -146,12 +146,13 @@ def export_bytes(stream: io.RawIOBase, block_size: int) -> bytes:
 
 def export_bytes_without_step(stream: io.RawIOBase, block_size: int) -> bytes:
     """The path of an export without a step of its own: groups of chunks, shaped columns encoded
-    without scanning them for quoting when every chunk of the group is plain."""
+    scanning for values to quote only the columns whose source values hold a comma, quote, CR or LF
+    somewhere in the group (the audit's flags)."""
     out = [encode_header(SPEC.header(with_attributes=False))]
     options = ShapeOptions()
-    quoting = plain_quoting(SPEC, options)
-    for group, plain in grouped_parsed(open_parsed_chunks(stream, COLUMNS, block_size=block_size), 2 * block_size):
-        out.extend(encode_shaped(shape_columns(group, SPEC, options), quoting=quoting if plain else None))
+    for group, special in grouped_parsed(open_parsed_chunks(stream, COLUMNS, block_size=block_size), 2 * block_size):
+        quoting = output_quoting(SPEC, options, special)
+        out.extend(encode_shaped(shape_columns(group, SPEC, options), quoting=quoting))
     return b"".join(bytes(buffer) for buffer in out)
 
 
@@ -175,15 +176,20 @@ def test_every_block_boundary_gives_the_bytes_pythons_csv_gives(rows, dialect, b
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(rows=ROWS, dialect=st.sampled_from(["postgres", "sqlite"]), block_size=st.sampled_from([1, 16, 64, 256]))
-def test_a_chunk_is_plain_exactly_when_no_value_holds_a_comma_quote_cr_or_lf(rows, dialect, block_size) -> None:
-    # "plain" lets the encoder skip scanning a group for values to quote: a wrong True would write a
-    # comma, quote or line end unquoted. Checked against the values themselves, chunk by chunk.
+def test_a_column_is_flagged_exactly_when_one_of_its_values_holds_a_comma_quote_cr_or_lf(
+    rows, dialect, block_size
+) -> None:
+    # The flags let the encoder skip scanning columns for values to quote: a wrong False would write
+    # a comma, quote or line end unquoted. Checked against the values themselves, column by column.
     source_rows = [(str(i), first, json_doc(doc, pretty), last) for i, (first, doc, last, pretty) in enumerate(rows)]
     plain_seen = set()
     for chunk in open_parsed_chunks(io.BytesIO(intermediate(source_rows, dialect)), COLUMNS, block_size=block_size):
-        values = [v for column in chunk.batch.columns for v in column.to_pylist() if v is not None]
-        holds = any(special.decode() in value for value in values for special in CSV_SPECIALS)
-        assert chunk.plain is not holds
+        holds = tuple(
+            any(char.decode() in value for value in column.to_pylist() if value is not None for char in CSV_SPECIALS)
+            for column in chunk.batch.columns
+        )
+        assert chunk.special == holds
+        assert chunk.plain is not any(holds)
         plain_seen.add(chunk.plain)
     assert plain_seen  # at least one chunk
 

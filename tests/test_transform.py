@@ -21,7 +21,7 @@ from subscription_exports.transform import (
     encode_rows,
     encode_shaped,
     grouped,
-    plain_quoting,
+    output_quoting,
     quote_minimal,
     shape,
     shape_columns,
@@ -752,18 +752,26 @@ def test_four_place_decimals_take_the_byte_wise_path_and_others_do_not() -> None
         assert trim_four_place_zeros(pa.chunked_array([other], pa.string())) is None, other
 
 
-def test_plain_quoting_names_only_columns_a_plain_group_can_still_need_quoted() -> None:
-    # A plain group (no source value holds a comma, quote, CR or LF) is encoded without a scan: only
-    # JSON (written anew) and event types renamed to text with such a character are still checked.
+def test_output_quoting_names_only_columns_that_can_need_quotes() -> None:
+    # Only the named columns are scanned for values to quote. In a plain group (no source value
+    # holds a comma, quote, CR or LF) that is JSON (written anew) and event types renamed to text
+    # with such a character; otherwise also the columns whose source values hold one, except
+    # timestamps, written from digits only.
     kinds = [column.kind for column in EVENTS.columns]
-    plain = plain_quoting(EVENTS, ShapeOptions())
+    names = [column.name for column in EVENTS.columns]
+    plain = output_quoting(EVENTS, ShapeOptions())
     assert plain == [False] * len(kinds)
-    with_attributes = plain_quoting(EVENTS, ShapeOptions(with_attributes=True))
+    assert output_quoting(EVENTS, ShapeOptions(), dict.fromkeys(source_columns(EVENTS), False)) == plain
+    with_attributes = output_quoting(EVENTS, ShapeOptions(with_attributes=True))
     assert with_attributes == [False] * len(kinds) + [True]
-    renamed = plain_quoting(EVENTS, ShapeOptions(rename_event_types={"trial_started": "trial, started"}))
+    renamed = output_quoting(EVENTS, ShapeOptions(rename_event_types={"trial_started": "trial, started"}))
     assert renamed == [kind is Kind.EVENT_TYPE for kind in kinds] and any(renamed)
-    safe_rename = plain_quoting(EVENTS, ShapeOptions(rename_event_types={"trial_started": "TrialStarted"}))
+    safe_rename = output_quoting(EVENTS, ShapeOptions(rename_event_types={"trial_started": "TrialStarted"}))
     assert safe_rename == plain
+    every = output_quoting(EVENTS, ShapeOptions(), dict.fromkeys(source_columns(EVENTS), True))
+    assert every == [kind is not Kind.TIMESTAMP for kind in kinds]
+    some = output_quoting(EVENTS, ShapeOptions(), {"device": True, "revenue_usd": True, "event_datetime": True})
+    assert [name for name, quote in zip(names, some, strict=True) if quote] == ["revenue_usd", "device"]
 
 
 def test_a_plain_group_renamed_to_a_comma_is_quoted() -> None:
@@ -778,7 +786,7 @@ def test_a_plain_group_renamed_to_a_comma_is_quoted() -> None:
             batch = batch.set_column(batch.column_names.index(column.name), column.name, pa.array(["9.9900"] * 3))
     options = ShapeOptions(rename_event_types={"trial_started": "trial, started"})
     columns = shape_columns(batch, EVENTS, options)
-    planned = b"".join(map(bytes, encode_shaped(columns, quoting=plain_quoting(EVENTS, options))))
+    planned = b"".join(map(bytes, encode_shaped(columns, quoting=output_quoting(EVENTS, options))))
     assert planned == b"".join(map(bytes, encode_shaped(columns)))
     assert b'"trial, started"' in planned
 

@@ -170,7 +170,6 @@ def export_table(
     next_bytes, next_time = PROGRESS_BYTES, started + PROGRESS_SECONDS
     try:
         sink.write(transform.encode_header(header))
-        plain_quoting = transform.plain_quoting(spec, options)
         columns = transform.source_columns(spec)
         # The parse is closed on any error before the stream is: it stops reading while the source is
         # still open (parsing.RowAlignedReader.stop), not when the process exits.
@@ -178,10 +177,10 @@ def export_table(
             source.stream_csv(dialect, connection, sql, params) as stream,
             contextlib.closing(parsing.open_parsed_chunks(stream, columns)) as chunks,
         ):
-            for batch, plain in transform.grouped_parsed(chunks):
+            for batch, special in transform.grouped_parsed(chunks):
                 if custom is None:
                     shaped = transform.shape_columns(batch, spec, options)
-                    encoded = transform.encode_shaped(shaped, quoting=plain_quoting if plain else None)
+                    encoded = transform.encode_shaped(shaped, quoting=transform.output_quoting(spec, options, special))
                     rows += batch.num_rows
                 else:
                     frame = transform.shape(batch, spec, options)

@@ -64,6 +64,7 @@ class ByteCounts:
     # Comparison results land in one reused array: a fresh one per call is a fresh mapping per
     # block (each page faulted in), which cost more than the comparisons themselves.
     _scratch: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=bool), repr=False, compare=False)
+    _scratch_other: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=bool), repr=False, compare=False)
 
     def add(self, data: bytes | bytearray | memoryview | pa.Buffer | np.ndarray) -> None:
         # numpy (already loaded by pyarrow) compares with SIMD: ~8x faster than three bytes.count.
@@ -74,15 +75,35 @@ class ByteCounts:
         self.lf += int(np.count_nonzero(np.equal(view, LF_BYTE, out=found)))
         self.quotes += int(np.count_nonzero(np.equal(view, QUOTE_BYTE, out=found)))
 
-    def holds(self, view: np.ndarray, byte: int) -> bool:
-        """Whether ``view`` holds ``byte`` (compared in the same reused array)."""
-        return bool(np.equal(view, byte, out=self._found(view.size)).any())
+    def add_values(self, view: np.ndarray) -> np.ndarray:
+        """``add`` for values, which hold few of these bytes: the offsets of every comma, quote, CR
+        and LF in ``view`` (ascending), from which the counts are taken. Four comparisons into
+        reused arrays and one scan for the few bytes found, where ``add`` counts each byte kind
+        over the whole view."""
+        found, other = self._found(view.size), self._other(view.size)
+        np.equal(view, COMMA_BYTE, out=found)
+        for byte in (QUOTE_BYTE, CR_BYTE, LF_BYTE):
+            np.logical_or(found, np.equal(view, byte, out=other), out=found)
+        offsets = np.flatnonzero(found)
+        if offsets.size:
+            kinds = view[offsets]
+            self.cr += int(np.count_nonzero(kinds == CR_BYTE))
+            self.lf += int(np.count_nonzero(kinds == LF_BYTE))
+            self.quotes += int(np.count_nonzero(kinds == QUOTE_BYTE))
+        self.size += view.size
+        return offsets
 
     def _found(self, size: int) -> np.ndarray:
         """The reused comparison array, ``size`` long (grown when a larger block comes)."""
         if self._scratch.size < size:
             self._scratch = np.empty(max(size, 2 * self._scratch.size), dtype=bool)
         return self._scratch[:size]
+
+    def _other(self, size: int) -> np.ndarray:
+        """A second reused comparison array (``add_values``)."""
+        if self._scratch_other.size < size:
+            self._scratch_other = np.empty(max(size, 2 * self._scratch_other.size), dtype=bool)
+        return self._scratch_other[:size]
 
 
 class RowAlignedReader:
@@ -313,18 +334,27 @@ class ParseAudit:
         self.rows = 0
         self.values = ByteCounts()
 
-    def observe(self, batch: pa.RecordBatch) -> bool:
-        """Count the chunk's values; return whether none of them holds a comma, quote, CR or LF."""
+    def observe(self, batch: pa.RecordBatch) -> tuple[bool, ...]:
+        """Count the chunk's values; return, per column, whether any of its values holds a comma,
+        quote, CR or LF (the encoder then scans only those columns for values to quote)."""
         self.rows += batch.num_rows
         # All of the chunk's values in one pass, laid end to end by one Arrow call: reading each
         # column's buffers from Python costs more than the comparisons.
-        data = np.frombuffer(value_buffer(pa.concat_arrays(batch.columns)), dtype=np.uint8)
-        values = self.values
-        specials = values.cr + values.lf + values.quotes
-        values.add(data)
-        # The encoder needs to know the same of commas; most chunks hold none of the four, and
-        # telling it here (one more comparison) spares it laying the values end to end again.
-        return values.cr + values.lf + values.quotes == specials and not values.holds(data, COMMA_BYTE)
+        values = pa.concat_arrays(batch.columns)
+        offsets, data = values.buffers()[1:3]
+        data = np.frombuffer(value_buffer(values), dtype=np.uint8)
+        found = self.values.add_values(data)
+        if not found.size:
+            return (False,) * batch.num_columns
+        # Column i's values are the i-th run of num_rows values: its bytes start at the offset of
+        # value i * num_rows (offsets relative to the first value's, as ``data`` starts there).
+        first = np.frombuffer(offsets, dtype=np.int32, count=len(values) + 1, offset=4 * values.offset)
+        starts = first[np.arange(batch.num_columns) * batch.num_rows] - first[0]
+        holding = np.unique(np.searchsorted(starts, found, side="right") - 1)
+        special = [False] * batch.num_columns
+        for column in holding.tolist():
+            special[column] = True
+        return tuple(special)
 
     def check(self) -> None:
         raw, values = self._stream.counts, self.values
@@ -371,11 +401,16 @@ def arrow_reader(
 
 @dataclass(frozen=True)
 class ParsedChunk:
-    """A parsed batch, and whether it is ``plain``: none of its values holds a comma, quote, CR or LF,
-    so no field of it needs quoting in CSV."""
+    """A parsed batch, and per column whether any of its values holds a comma, quote, CR or LF
+    (``special``): only those can need quoting in CSV."""
 
     batch: pa.RecordBatch
-    plain: bool
+    special: tuple[bool, ...]
+
+    @property
+    def plain(self) -> bool:
+        """No value of the chunk holds a comma, quote, CR or LF."""
+        return not any(self.special)
 
 
 def open_parsed_chunks(stream: BinaryIO, columns: list[str], *, block_size: int = CHUNK_BYTES) -> Iterator[ParsedChunk]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import operator
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -70,25 +71,29 @@ def source_columns(spec: TableSpec) -> list[str]:
 
 def grouped(batches: Iterable[pa.RecordBatch], group_bytes: int = SHAPE_BYTES) -> Iterator[pa.Table]:
     """Consecutive chunks as tables of about ``group_bytes`` each (their columns stay chunked, no copy)."""
-    for table, _ in grouped_parsed((ParsedChunk(batch, plain=False) for batch in batches), group_bytes):
+    chunks = (ParsedChunk(batch, (True,) * batch.num_columns) for batch in batches)
+    for table, _ in grouped_parsed(chunks, group_bytes):
         yield table
 
 
-def grouped_parsed(chunks: Iterable[ParsedChunk], group_bytes: int = SHAPE_BYTES) -> Iterator[tuple[pa.Table, bool]]:
-    """``grouped`` of parsed chunks, each group with whether all of its chunks are plain."""
+def grouped_parsed(
+    chunks: Iterable[ParsedChunk], group_bytes: int = SHAPE_BYTES
+) -> Iterator[tuple[pa.Table, dict[str, bool]]]:
+    """``grouped`` of parsed chunks, each group with, per source column, whether any value of any
+    of its chunks holds a comma, quote, CR or LF (``ParsedChunk.special``)."""
     group: list[pa.RecordBatch] = []
-    size, plain = 0, True
+    size, special = 0, None
     for chunk in chunks:
         group.append(chunk.batch)
         # The sizes of the buffers it holds: ``nbytes`` walks every string column's offsets to find
         # the bytes referenced (about 0.1 CPU-s per 1M rows); a parsed batch references all of them.
         size += chunk.batch.get_total_buffer_size()
-        plain &= chunk.plain
+        special = chunk.special if special is None else tuple(map(operator.or_, special, chunk.special))
         if size >= group_bytes:
-            yield pa.Table.from_batches(group), plain
-            group, size, plain = [], 0, True
+            yield pa.Table.from_batches(group), dict(zip(group[0].schema.names, special, strict=True))
+            group, size, special = [], 0, None
     if group:
-        yield pa.Table.from_batches(group), plain
+        yield pa.Table.from_batches(group), dict(zip(group[0].schema.names, special, strict=True))
 
 
 # -- column rendering, one function per kind ------------------------------------------------------
@@ -304,20 +309,30 @@ def output_kinds(spec: TableSpec, options: ShapeOptions) -> dict[str, Kind]:
     return kinds
 
 
-def plain_quoting(spec: TableSpec, options: ShapeOptions) -> list[bool]:
-    """Which of ``shape_columns``' columns may need quoting when the group's chunks are plain (no
-    source value holds a comma, quote, CR or LF): ``encode_shaped``'s ``quoting`` for such groups.
+def output_quoting(spec: TableSpec, options: ShapeOptions, special: Mapping[str, bool] | None = None) -> list[bool]:
+    """Which of ``shape_columns``' columns may need quoting (``encode_shaped``'s ``quoting``), given
+    which source columns hold a comma, quote, CR or LF somewhere in the group (``special``, from the
+    parse's audit; None: none does). Only those columns are then scanned for values to quote.
 
-    Columns that pass as stored hold the source values; timestamps, decimals and ratios are written
-    from digits, '-', '.', ':', 'T' and '+' only (a decimal is its source text, trimmed); an event
-    type is its source value lower-cased (no character's lower case is one of the four), unless a
-    destination renames it to text that holds one. JSON is written anew: its values are checked.
+    A column that passes as stored holds its source values; a decimal is its source text, trimmed;
+    an event type is its source value lower-cased (no character's lower case is one of the four),
+    unless a destination renames it to text that holds one: each may need quoting only if its
+    source column may. Timestamps and ratios are written from digits, '-', '.', ':', 'T' and '+'
+    only. JSON is written anew: its values are always checked.
     """
+    special = special or {}
     renamed_specials = any(
-        special in name.encode() for name in options.rename_event_types.values() for special in CSV_SPECIALS
+        char in name.encode() for name in options.rename_event_types.values() for char in CSV_SPECIALS
     )
-    may_need = {Kind.JSON: True, Kind.EVENT_TYPE: renamed_specials}
-    return [may_need.get(kind, False) for kind in output_kinds(spec, options).values()]
+    quoting = []
+    for name, kind in output_kinds(spec, options).items():
+        if kind in (Kind.TIMESTAMP, Kind.RATIO):
+            quoting.append(False)
+        elif kind is Kind.JSON:
+            quoting.append(True)
+        else:  # as stored, decimal, event type
+            quoting.append(special.get(name, False) or (kind is Kind.EVENT_TYPE and renamed_specials))
+    return quoting
 
 
 def series(values: pa.ChunkedArray) -> pd.Series:
@@ -522,7 +537,7 @@ def encode_columns(columns: list[pa.ChunkedArray], quoting: list[bool] | None = 
 
     The kernels run over each whole (possibly chunked) column, only for the columns that hold a
     comma, quote, CR or LF at all (``columns_to_quote``, or per column False where the caller knows
-    that none can: ``plain_quoting``); the lines' data buffers are the bytes.
+    that none can: ``output_quoting``); the lines' data buffers are the bytes.
     """
     if quoting is None:
         quoting = columns_to_quote(columns)
