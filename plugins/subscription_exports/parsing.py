@@ -75,23 +75,18 @@ class ByteCounts:
         self.lf += int(np.count_nonzero(np.equal(view, LF_BYTE, out=found)))
         self.quotes += int(np.count_nonzero(np.equal(view, QUOTE_BYTE, out=found)))
 
-    def add_values(self, view: np.ndarray) -> np.ndarray:
-        """``add`` for values, which hold few of these bytes: the offsets of every comma, quote, CR
-        and LF in ``view`` (ascending), from which the counts are taken. Four comparisons into
-        reused arrays and one scan for the few bytes found, where ``add`` counts each byte kind
-        over the whole view."""
+    def holds(self, view: np.ndarray, byte: int) -> bool:
+        """Whether ``view`` holds ``byte`` (compared in the same reused array)."""
+        return bool(np.equal(view, byte, out=self._found(view.size)).any())
+
+    def special_offsets(self, view: np.ndarray) -> np.ndarray:
+        """The offsets of every comma, quote, CR and LF in ``view``, ascending (counts nothing).
+        Four comparisons into reused arrays, then one scan for the few bytes found."""
         found, other = self._found(view.size), self._other(view.size)
         np.equal(view, COMMA_BYTE, out=found)
         for byte in (QUOTE_BYTE, CR_BYTE, LF_BYTE):
             np.logical_or(found, np.equal(view, byte, out=other), out=found)
-        offsets = np.flatnonzero(found)
-        if offsets.size:
-            kinds = view[offsets]
-            self.cr += int(np.count_nonzero(kinds == CR_BYTE))
-            self.lf += int(np.count_nonzero(kinds == LF_BYTE))
-            self.quotes += int(np.count_nonzero(kinds == QUOTE_BYTE))
-        self.size += view.size
-        return offsets
+        return np.flatnonzero(found)
 
     def _found(self, size: int) -> np.ndarray:
         """The reused comparison array, ``size`` long (grown when a larger block comes)."""
@@ -341,14 +336,17 @@ class ParseAudit:
         # All of the chunk's values in one pass, laid end to end by one Arrow call: reading each
         # column's buffers from Python costs more than the comparisons.
         values = pa.concat_arrays(batch.columns)
-        offsets, data = values.buffers()[1:3]
         data = np.frombuffer(value_buffer(values), dtype=np.uint8)
-        found = self.values.add_values(data)
-        if not found.size:
+        counts = self.values
+        specials = counts.cr + counts.lf + counts.quotes
+        counts.add(data)
+        # Most chunks hold none of the four (commas: one more comparison): then every column is plain.
+        if counts.cr + counts.lf + counts.quotes == specials and not counts.holds(data, COMMA_BYTE):
             return (False,) * batch.num_columns
+        found = counts.special_offsets(data)
         # Column i's values are the i-th run of num_rows values: its bytes start at the offset of
         # value i * num_rows (offsets relative to the first value's, as ``data`` starts there).
-        first = np.frombuffer(offsets, dtype=np.int32, count=len(values) + 1, offset=4 * values.offset)
+        first = np.frombuffer(values.buffers()[1], dtype=np.int32, count=len(values) + 1, offset=4 * values.offset)
         starts = first[np.arange(batch.num_columns) * batch.num_rows] - first[0]
         holding = np.unique(np.searchsorted(starts, found, side="right") - 1)
         special = [False] * batch.num_columns
