@@ -43,7 +43,6 @@ MANIFEST = ".manifest.json"
 
 NOW = dt.datetime.now(dt.UTC)
 D = latest_due_day(NOW)  # the day the scheduled run exports
-TODAY = NOW.date()
 DAYS = [D - dt.timedelta(days=n) for n in range(4, -1, -1)]  # D-4 .. D, seeded
 REFUSED_BACKFILL_DAY = DAYS[0] - dt.timedelta(days=1)  # a day no other run of the module uses
 SEED_ARGS = {"apps": [IOS], "start": DAYS[0], "days": len(DAYS), "rows_per_day": 40, "seed": 12}
@@ -120,7 +119,14 @@ def trigger_cli(airflow: Airflow, *args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def started(airflow: Airflow) -> dict[str, str]:
+def today() -> dt.date:
+    """The UTC day when the runs are started. Not taken at import: a suite that collects before
+    midnight UTC may start these runs after it (CI failed so once), and "today" is then a day later."""
+    return dt.datetime.now(dt.UTC).date()
+
+
+@pytest.fixture(scope="module")
+def started(airflow: Airflow, today: dt.date) -> dict[str, str]:
     """Start a run every way there is, wait for all to finish: {what: run_id}."""
     runs: dict[str, str] = {}
     begin = time.monotonic()
@@ -138,8 +144,8 @@ def started(airflow: Airflow) -> dict[str, str]:
     runs["rest range"] = trigger_rest(
         airflow, conf={"date_from": str(DAYS[0]), "date_to": str(DAYS[2])}, note="ticket 42: resend to ACME"
     )
-    runs["cli today"] = trigger_cli(airflow, "--conf", json.dumps({"date_from": str(DAYS[4]), "date_to": str(TODAY)}))
-    runs["rest today"] = trigger_rest(airflow, logical_date=_utc(TODAY).isoformat())
+    runs["cli today"] = trigger_cli(airflow, "--conf", json.dumps({"date_from": str(DAYS[4]), "date_to": str(today)}))
+    runs["rest today"] = trigger_rest(airflow, logical_date=_utc(today).isoformat())
     airflow.wait_backfills_completed()
     airflow.cli("backfill", "create", "--dag-id", DAG_ID, "--from-date", str(DAYS[0]), "--to-date", str(DAYS[1]))
     airflow.wait_runs_terminal("every run", lambda r: True, len(runs) + 4)
@@ -180,7 +186,7 @@ def test_scheduled_and_backfill_runs_are_named_by_the_day_they_export(airflow, s
             assert json.loads(objects[daily_key(table, day) + MANIFEST])["window"]["date_from"] == str(day)
 
 
-def test_every_manual_start_exports_the_documented_day(airflow, started, admin, src):
+def test_every_manual_start_exports_the_documented_day(airflow, started, today, admin, src):
     runs = api_runs(airflow)
     objects = bucket_objects(admin)
     # Without dates and without a logical date: the latest due day at trigger time, D (the test assumes
@@ -196,12 +202,12 @@ def test_every_manual_start_exports_the_documented_day(airflow, started, admin, 
             assert objects[daily_key(table, day)] == expected(src, table, day, day), (what, table)
     # Airflow 3.3 infers the CLI run's data interval from the trigger time (today), not from --logical-date
     # (api/common/trigger_dag.py), the REST run's from its logical date: the day is the logical date's.
-    assert runs[started["cli logical date"]]["data_interval_start"].startswith(str(TODAY))
+    assert runs[started["cli logical date"]]["data_interval_start"].startswith(str(today))
     assert runs[started["rest logical date"]]["data_interval_start"].startswith(str(DAYS[3]))
     # Run ids: the REST trigger's names its day (the timetable sees it); the CLI trigger's is Airflow's
     # manual__<trigger time> (the timetable is given the trigger time's day, not the logical date's).
     assert started["rest logical date"].startswith(f"manual__{DAYS[3]}_triggered_"), started
-    assert started["cli logical date"].startswith(f"manual__{TODAY}T"), started
+    assert started["cli logical date"].startswith(f"manual__{today}T"), started
     # The plain runs really had no logical date and no data interval (Airflow 3.3).
     for what in ("cli plain", "rest plain"):
         assert runs[started[what]]["logical_date"] is None and runs[started[what]]["data_interval_start"] is None
@@ -220,12 +226,12 @@ def test_manual_range_run_shows_its_range_in_its_note(airflow, started, admin, s
         assert json.loads(objects[key + MANIFEST])["run_id"] == started["rest range"]
 
 
-def test_a_day_that_is_not_over_is_refused_at_once_and_nothing_is_written(airflow, started, admin):
+def test_a_day_that_is_not_over_is_refused_at_once_and_nothing_is_written(airflow, started, today, admin):
     runs = api_runs(airflow)
     latest = latest_complete_day(dt.datetime.now(dt.UTC))
     causes = {
-        "cli today": f"param 'date_to': {TODAY} is not over yet (now ",
-        "rest today": f"day {TODAY} is not over yet (now ",
+        "cli today": f"param 'date_to': {today} is not over yet (now ",
+        "rest today": f"day {today} is not over yet (now ",
     }
     for what, cause in causes.items():
         run_id = started[what]
@@ -235,7 +241,7 @@ def test_a_day_that_is_not_over_is_refused_at_once_and_nothing_is_written(airflo
         assert cause in log and f"the latest complete day is {latest}" in log, log[-3000:]
         assert runs[run_id]["note"].startswith(f"Not exported: {cause}"), runs[run_id]["note"]
     objects = bucket_objects(admin)
-    assert not [k for k in objects if str(TODAY) in k], "nothing of today may be written"
+    assert not [k for k in objects if str(today) in k], "nothing of today may be written"
     assert not [k for k in objects if f"manual/{DAYS[4]}_" in k]
 
 
