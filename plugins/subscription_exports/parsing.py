@@ -95,7 +95,7 @@ class ByteCounts:
         return self._scratch[:size]
 
     def _other(self, size: int) -> np.ndarray:
-        """A second reused comparison array (``add_values``)."""
+        """A second reused comparison array (``special_offsets``)."""
         if self._scratch_other.size < size:
             self._scratch_other = np.empty(max(size, 2 * self._scratch_other.size), dtype=bool)
         return self._scratch_other[:size]
