@@ -566,30 +566,25 @@ def verify(body: bytes, table: str, source_url: str) -> str:
 # the bench's own process Arrow's pool is another one, and the fence's fresh buffers cost differently.
 FENCE = textwrap.dedent(
     """
-    import json, statistics, sys, threading, time
+    import json, statistics, sys, time
     sys.path[:0] = [{plugins!r}]
     from subscription_exports import memory, parsing
     memory.bound_process_memory()
     path = {csv!r}
     with open(path, "rb") as f:
         columns = f.readline().decode().rstrip("\\r\\n").split(",")
-    own = [0.0]  # CPU spent in the fence's own code: the byte counts, the audit, finding row ends
-    inside = threading.local()
+    own = [0.0]  # CPU spent in the fence's own code: the byte counts and finding row ends
 
     def timed(function):
         def wrapper(*args, **kwargs):
-            if getattr(inside, "on", False):  # ByteCounts.add within ParseAudit.observe: counted once
-                return function(*args, **kwargs)
-            inside.on, started = True, time.thread_time()
+            started = time.thread_time()
             try:
                 return function(*args, **kwargs)
             finally:
                 own[0] += time.thread_time() - started
-                inside.on = False
         return wrapper
 
     parsing.ByteCounts.add = timed(parsing.ByteCounts.add)
-    parsing.ParseAudit.observe = timed(parsing.ParseAudit.observe)
     parsing.RowAlignedReader._last_row_end = timed(parsing.RowAlignedReader._last_row_end)
 
     def parse(fenced):
@@ -597,11 +592,15 @@ FENCE = textwrap.dedent(
         started, cpu = time.perf_counter(), time.process_time()
         with open(path, "rb", buffering=1 << 20) as stream:
             if fenced:
-                batches = parsing.open_chunks(stream, columns)
+                for _ in parsing.open_parsed_chunks(stream, columns):
+                    pass
             else:
-                batches = parsing.arrow_reader(stream, columns, block_size=parsing.CHUNK_BYTES)
-            for _ in batches:
-                pass
+                # Without the fence the encoder still needs each chunk's quoting flags, which the
+                # audit computes from the buffer it counts: an unfenced parse computes them alone.
+                values = parsing.ChunkValues()
+                for batch in parsing.arrow_reader(stream, columns, block_size=parsing.CHUNK_BYTES):
+                    values.load(batch)
+                    values.special(batch)
         return time.perf_counter() - started, time.process_time() - cpu, own[0]
 
     runs = [(parse(False), parse(True)) for _ in range({runs})]
@@ -617,8 +616,9 @@ def fence_seconds(csv_path: Path, repeat: int) -> tuple[float, float, float, flo
     """Medians of parsing the COPY output as the export does, without and with the exactness fence
     (row-aligned reads and the byte-balance audit of subscription_exports.parsing), in a process set
     up as an export's (FENCE): (wall bare, wall fenced, CPU bare, CPU fenced, CPU of the fence's own
-    code). CPU counts every thread (Arrow parses on its own pool)."""
-    code = FENCE.format(plugins=str(ROOT / "plugins"), csv=str(csv_path), runs=max(repeat, 3))
+    code). Both compute each chunk's quoting flags, which the encoder needs either way. CPU counts
+    every thread (Arrow parses on its own pool); runs alternate, at least 5 of each."""
+    code = FENCE.format(plugins=str(ROOT / "plugins"), csv=str(csv_path), runs=max(repeat, 5))
     result = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"the fence measurement failed:\n{result.stderr[-3000:]}")
@@ -708,9 +708,9 @@ def report(
             print(f"  {group:42s} {statistics.median(values):6.2f} s   {per_m:5.2f} CPU-s per million rows")
     bare, fenced, bare_cpu, fenced_cpu, own_cpu = fence
     # The fence's cost to an export is what fenced parsing costs over Arrow reading the stream itself
-    # (an export without the fence would do exactly that); the CPU of the fence's own code (counting,
-    # auditing, finding row ends) is printed beside it: the row-aligned reads into reused buffers
-    # save part of it back.
+    # and finding each chunk's quoting flags (an export without the fence would do exactly that); the
+    # CPU of the fence's own code (counting, finding row ends) is printed beside it: the row-aligned
+    # reads into reused buffers save part of it back.
     print(f"exactness fence (row-aligned reads + parse audit), in a process set up as an export's: parse "
           f"{bare:.2f} s bare, {fenced:.2f} s fenced ({bare_cpu:.2f} / {fenced_cpu:.2f} CPU-s): cost "
           f"{(fenced_cpu - bare_cpu) / tcpu['ours']:.1%} of the export's task CPU   (bar: at most 3%), "

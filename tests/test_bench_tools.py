@@ -7,7 +7,7 @@ import sys
 
 import psutil
 
-from devtools.bench import evict_library_pages, tree_memory
+from devtools.bench import evict_library_pages, fence_seconds, tree_memory
 
 CHILD_MIB = 64
 
@@ -36,3 +36,14 @@ def test_evict_library_pages_covers_the_shared_objects_and_changes_no_byte(tmp_p
     (site / "module.py").write_text("x = 1\n")
     assert evict_library_pages(tmp_path) == 2
     assert {name: (site / name).read_bytes() for name in files} == files
+
+
+def test_the_fence_measurement_times_the_fences_own_code(tmp_path):
+    """``make bench``'s fence figures come from the package's real parse: if the functions it times
+    were renamed, the fence's own CPU would read 0 instead of failing."""
+    rows = [f'{i},"a,b",x\n' if i % 7 else f'{i},"q""\r\nq",\n' for i in range(20_000)]
+    csv_path = tmp_path / "copy.csv"
+    csv_path.write_text("id,text,other\n" + "".join(rows))
+    bare, fenced, bare_cpu, fenced_cpu, own_cpu = fence_seconds(csv_path, 1)
+    assert min(bare, fenced, bare_cpu, fenced_cpu) > 0
+    assert 0 < own_cpu < fenced_cpu

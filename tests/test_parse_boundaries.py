@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from subscription_exports import parsing
@@ -33,6 +33,7 @@ from subscription_exports.parsing import (
     CHUNK_BYTES,
     READ_AHEAD_BLOCKS,
     ByteCounts,
+    ChunkValues,
     ParseAudit,
     ParseIntegrityError,
     RowAlignedReader,
@@ -176,13 +177,18 @@ def test_every_block_boundary_gives_the_bytes_pythons_csv_gives(rows, dialect, b
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(rows=ROWS, dialect=st.sampled_from(["postgres", "sqlite"]), block_size=st.sampled_from([1, 16, 64, 256]))
+# Each of the four alone in a chunk (one row per chunk at block size 1): the one byte must flag its column.
+@example(rows=[("a\rb", None, "c", False), ("d", None, "e", False)], dialect="postgres", block_size=1)
+@example(rows=[("a", None, "b\nc", False), ("d", None, "e", False)], dialect="postgres", block_size=1)
+@example(rows=[("a", None, 'b"c', False), ("d", None, "e", False)], dialect="postgres", block_size=1)
+@example(rows=[("a,b", None, "c", False), ("d", None, "e", False)], dialect="postgres", block_size=1)
 def test_a_column_is_flagged_exactly_when_one_of_its_values_holds_a_comma_quote_cr_or_lf(
     rows, dialect, block_size
 ) -> None:
     # The flags let the encoder skip scanning columns for values to quote: a wrong False would write
     # a comma, quote or line end unquoted. Checked against the values themselves, column by column.
     source_rows = [(str(i), first, json_doc(doc, pretty), last) for i, (first, doc, last, pretty) in enumerate(rows)]
-    plain_seen = set()
+    plain_seen, alone = set(), ChunkValues()
     for chunk in open_parsed_chunks(io.BytesIO(intermediate(source_rows, dialect)), COLUMNS, block_size=block_size):
         holds = tuple(
             any(char.decode() in value for value in column.to_pylist() if value is not None for char in CSV_SPECIALS)
@@ -191,6 +197,9 @@ def test_a_column_is_flagged_exactly_when_one_of_its_values_holds_a_comma_quote_
         assert chunk.special == holds
         assert chunk.plain is not any(holds)
         plain_seen.add(chunk.plain)
+        # The same flags without the audit's counts (how a parse without the fence finds them).
+        alone.load(chunk.batch)
+        assert alone.special(chunk.batch) == holds
     assert plain_seen  # at least one chunk
 
 

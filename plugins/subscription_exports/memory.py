@@ -11,8 +11,8 @@ numpy) and Arrow's memory pool (parsed, shaped and encoded columns: most of the 
   lives above it. Fixing the threshold (which also stops it moving) keeps those buffers in
   mappings. The price is a page fault per 4 KiB of each such buffer, so the exporter's own large
   buffers are reused instead of allocated per block (``parsing.RowAlignedReader``'s read buffers,
-  ``s3.AtomicUpload``'s parts, the scratch arrays of ``ByteCounts`` and
-  ``transform.columns_to_quote``).
+  ``s3.AtomicUpload``'s parts, the scratch arrays of ``ByteCounts`` and ``special_bytes``, the
+  values buffer of ``parsing.ChunkValues``).
 * Arrow's pool is jemalloc, configured (``JEMALLOC_CONF``, set by the package's ``__init__``
   before pyarrow is loaded, as jemalloc reads it only then) to keep freed pages for the next
   blocks, as a cache, but to hold no more than that: one arena (Arrow allocates from its parse

@@ -36,7 +36,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from subscription_exports.parsing import ParsedChunk, value_buffer, value_bytes
+from subscription_exports.parsing import ParsedChunk, special_bytes, value_buffer, value_bytes
 from subscription_exports.tables import ATTRIBUTES, Kind, TableSpec
 
 LINE_END = "\r\n"  # RFC 4180
@@ -575,33 +575,6 @@ def values_to_quote(text: pa.Array) -> np.ndarray:
         found = np.flatnonzero(special_bytes(data))
         needs[np.searchsorted(offsets, found, side="right") - 1] = True
     return needs
-
-
-class _Scratch(threading.local):
-    """Reused arrays for ``special_bytes`` (per thread): a fresh megabyte per group is a fresh
-    mapping, each of its pages faulted in, which costs more than the comparisons."""
-
-    found = np.empty(0, dtype=bool)
-    other = np.empty(0, dtype=bool)
-
-    def arrays(self, size: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.found.size < size:
-            self.found, self.other = np.empty(size, dtype=bool), np.empty(size, dtype=bool)
-        return self.found[:size], self.other[:size]
-
-
-_scratch = _Scratch()
-CSV_SPECIAL_BYTES = tuple(special[0] for special in CSV_SPECIALS)
-
-
-def special_bytes(data: np.ndarray) -> np.ndarray:
-    """Per byte, whether it is a comma, quote, CR or LF (SIMD comparisons into reused arrays: valid
-    until the next call in this thread)."""
-    found, other = _scratch.arrays(data.size)
-    np.equal(data, CSV_SPECIAL_BYTES[0], out=found)
-    for special in CSV_SPECIAL_BYTES[1:]:
-        np.logical_or(found, np.equal(data, special, out=other), out=found)
-    return found
 
 
 def columns_to_quote(columns: list[pa.ChunkedArray]) -> list[bool]:
