@@ -180,3 +180,18 @@ def test_the_export_libraries_load_without_a_collection_and_are_frozen(collector
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["loaded"] and result["enabled"] is collector_on
     assert result["collections"] == [] and result["frozen"] > 100_000 and result["frozen_again"] == 0
+
+
+def test_numpy_starts_no_blas_threads_in_an_export_process() -> None:
+    # OpenBLAS's threads spin after numpy loads (0.15-0.24 CPU-s of an export, docs/performance.md):
+    # the package asks for one (no extra thread) unless the worker set its own number.
+    code = (
+        f"import os, sys; sys.path.insert(0, {str(PLUGINS)!r}); import subscription_exports, numpy; "
+        "print(os.environ['OPENBLAS_NUM_THREADS'], len(os.listdir('/proc/self/task')))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    ours = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert ours.stdout.split() == ["1", "1"]  # the main thread alone
+    two = env | {"OPENBLAS_NUM_THREADS": "2"}
+    kept = subprocess.run([sys.executable, "-c", code], env=two, capture_output=True, text=True, check=True)
+    assert kept.stdout.split() == ["2", "2"]  # the worker's own choice: OpenBLAS's thread beside the main one

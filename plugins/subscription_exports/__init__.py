@@ -23,6 +23,13 @@ if "pyarrow" not in sys.modules:
     if sys.platform == "linux" and _chosen in ARROW_ALLOCATORS:
         os.environ.setdefault(ARROW_POOL_VARIABLE, _chosen)
 
+# numpy's OpenBLAS starts a thread per core when numpy loads, and they spin before they sleep: about
+# 0.06 CPU-s of an idle process here, 0.15-0.24 CPU-s of a 1M-row export task (docs/performance.md).
+# The exports do no linear algebra. Read once, when numpy loads; a worker's own setting is kept.
+OPENBLAS_THREADS_VARIABLE = "OPENBLAS_NUM_THREADS"
+if "numpy" not in sys.modules:
+    os.environ.setdefault(OPENBLAS_THREADS_VARIABLE, "1")
+
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 # The project's include/ (SQL, shipped destination files, example transforms). In this repository's
