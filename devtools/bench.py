@@ -307,8 +307,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def bench_env(store: SeaweedFS, source_url: str) -> dict[str, str]:
+    """The environment of every measured path: this one's, without what importing the package set
+    here (its allocator and thread settings), so that SqlToS3Operator runs with its own defaults as
+    in a task of its own; our export's process sets them again when it imports the package."""
+    import subscription_exports
+
+    inherited = {k: v for k, v in os.environ.items() if k not in subscription_exports.ENVIRONMENT_SET_ON_IMPORT}
     return {
-        **os.environ,
+        **inherited,
         "AIRFLOW_HOME": str(WORK / "airflow"),
         "AIRFLOW_CONN_BENCH_SOURCE": source_url,
         "AIRFLOW_CONN_BENCH_S3": json.dumps(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 
 import psutil
 
-from devtools.bench import evict_library_pages, fence_seconds, tree_memory
+from devtools.bench import ROOT, evict_library_pages, fence_seconds, tree_memory
 
 CHILD_MIB = 64
 
@@ -47,3 +49,29 @@ def test_the_fence_measurement_times_the_fences_own_code(tmp_path):
     bare, fenced, bare_cpu, fenced_cpu, own_cpu = fence_seconds(csv_path, 1)
     assert min(bare, fenced, bare_cpu, fenced_cpu) > 0
     assert 0 < own_cpu < fenced_cpu
+
+
+def test_the_measured_paths_do_not_inherit_what_the_package_set_in_the_bench():
+    """Importing the package sets allocator and thread variables in the bench's own process; the
+    paths it starts (SqlToS3Operator above all) must run with their own defaults, as a task does."""
+    names = ["JE_ARROW_MALLOC_CONF", "ARROW_DEFAULT_MEMORY_POOL", "OPENBLAS_NUM_THREADS"]
+    code = (
+        f"import json, os, sys, types; sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'plugins')!r}]; "
+        "from devtools import bench; "
+        "env = bench.bench_env(types.SimpleNamespace(endpoint_url='http://store'), 'postgresql://db'); "
+        f"print(json.dumps([[os.environ.get(n) for n in {names!r}], [env.get(n) for n in {names!r}]]))"
+    )
+    clean = {k: v for k, v in os.environ.items() if k not in names}
+    here, inherited = json.loads(
+        subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True, text=True, check=True).stdout
+    )
+    assert None not in here  # the bench's process imported the package, which set them
+    assert inherited == [None, None, None]
+    mine = subprocess.run(
+        [sys.executable, "-c", code],
+        env=clean | {"OPENBLAS_NUM_THREADS": "4"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(mine.stdout)[1][2] == "4"  # a value the person running the bench set is passed on

@@ -17,18 +17,29 @@ ARROW_POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
 ALLOCATOR_VARIABLE = "SUBSCRIPTION_EXPORTS_ARROW_ALLOCATOR"
 ARROW_ALLOCATORS = ("system", "jemalloc", "mimalloc")
 DEFAULT_ALLOCATOR = "jemalloc"
+# The variables this import set (a worker's own values are kept). They are inherited by the
+# processes this one starts; ``make bench`` removes them for the paths that are not ours.
+ENVIRONMENT_SET_ON_IMPORT: list[str] = []
+
+
+def _set_default(name: str, value: str) -> None:
+    if name not in os.environ:
+        os.environ[name] = value
+        ENVIRONMENT_SET_ON_IMPORT.append(name)
+
+
 if "pyarrow" not in sys.modules:
-    os.environ.setdefault(JEMALLOC_CONF_VARIABLE, JEMALLOC_CONF)
+    _set_default(JEMALLOC_CONF_VARIABLE, JEMALLOC_CONF)
     _chosen = os.environ.get(ALLOCATOR_VARIABLE, "").strip().lower() or DEFAULT_ALLOCATOR
     if sys.platform == "linux" and _chosen in ARROW_ALLOCATORS:
-        os.environ.setdefault(ARROW_POOL_VARIABLE, _chosen)
+        _set_default(ARROW_POOL_VARIABLE, _chosen)
 
 # numpy's OpenBLAS starts a thread per core when numpy loads, and they spin before they sleep: about
 # 0.06 CPU-s of an idle process here, 0.15-0.24 CPU-s of a 1M-row export task (docs/performance.md).
-# The exports do no linear algebra. Read once, when numpy loads; a worker's own setting is kept.
+# The exports do no linear algebra. Read once, when numpy loads.
 OPENBLAS_THREADS_VARIABLE = "OPENBLAS_NUM_THREADS"
 if "numpy" not in sys.modules:
-    os.environ.setdefault(OPENBLAS_THREADS_VARIABLE, "1")
+    _set_default(OPENBLAS_THREADS_VARIABLE, "1")
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
