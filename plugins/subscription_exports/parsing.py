@@ -47,6 +47,7 @@ STOP_WAIT = 10.0
 READ_BUFFERS = READ_AHEAD_BLOCKS + 4
 CR, LF, QUOTE = b"\r", b"\n", b'"'
 CR_BYTE, LF_BYTE, QUOTE_BYTE, COMMA_BYTE = CR[0], LF[0], QUOTE[0], b","[0]
+CSV_SPECIALS = (b",", QUOTE, CR, LF)  # a value holding one of these is quoted in CSV
 
 
 class ParseIntegrityError(RuntimeError):
@@ -112,9 +113,9 @@ def special_bytes(data: np.ndarray) -> np.ndarray:
     """Per byte, whether it is a comma, quote, CR or LF (SIMD comparisons into reused arrays: valid
     until the next call in this thread)."""
     found, other = _scratch.arrays(data.size)
-    np.equal(data, COMMA_BYTE, out=found)
-    for byte in (QUOTE_BYTE, CR_BYTE, LF_BYTE):
-        np.logical_or(found, np.equal(data, byte, out=other), out=found)
+    np.equal(data, CSV_SPECIALS[0][0], out=found)
+    for special in CSV_SPECIALS[1:]:
+        np.logical_or(found, np.equal(data, special[0], out=other), out=found)
     return found
 
 

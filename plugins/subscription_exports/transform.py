@@ -36,11 +36,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from subscription_exports.parsing import ParsedChunk, special_bytes, value_buffer, value_bytes
+from subscription_exports.parsing import CSV_SPECIALS, ParsedChunk, special_bytes, value_buffer, value_bytes
 from subscription_exports.tables import ATTRIBUTES, Kind, TableSpec
 
 LINE_END = "\r\n"  # RFC 4180
-CSV_SPECIALS = (b",", b'"', b"\r", b"\n")  # a value holding one of these is quoted
 UTC_SUFFIXES = ("+00", "+00:00", "Z")  # UTC offsets as PostgreSQL and ISO 8601 write them
 # Parsed chunks are shaped in groups of about this many bytes: pandas' per-call overhead is paid per
 # group, not per 512 KiB chunk (the group's columns stay chunked, nothing is copied).
