@@ -726,8 +726,8 @@ NUMERIC_TEXT = st.one_of(
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(st.none(), NUMERIC_TEXT), min_size=1, max_size=12), st.integers(0, 3))
 def test_decimals_byte_wise_match_plain_python(values: list[str | None], start: int) -> None:
-    """The byte-wise trim of numeric(18,4) text (``trim_four_place_zeros``) and the string-kernel
-    path, against Python's own rstrip, on slices of mixed chunks, NULLs and near-misses."""
+    """``render_decimal`` (the trims without a search for a point, for numeric(18,4) text, and
+    with it) against Python's own rstrip, on slices of mixed chunks, NULLs and near-misses."""
     from subscription_exports.transform import render_decimal
 
     def plain(value: str | None) -> str | None:
@@ -743,13 +743,26 @@ def test_decimals_byte_wise_match_plain_python(values: list[str | None], start: 
     assert [None if v is pd.NA else v for v in rendered.tolist()] == [plain(v) for v in sliced.to_pylist()]
 
 
-def test_four_place_decimals_take_the_byte_wise_path_and_others_do_not() -> None:
-    from subscription_exports.transform import trim_four_place_zeros
+def test_four_place_decimals_skip_the_search_for_a_point_and_others_do_not() -> None:
+    from subscription_exports.transform import hold_a_point
 
-    pg = pa.chunked_array([["9.9900", None, "10.0000", "-1.5000"], ["0.0001", "0.0000", "123.4560"]])
-    assert trim_four_place_zeros(pg).to_pylist() == ["9.99", None, "10", "-1.5", "0.0001", "0", "123.456"]
-    for other in (["-0.0000"], ["100"], ["1.50"], [".0000"], ["", "1.0000"], [None]):
-        assert trim_four_place_zeros(pa.chunked_array([other], pa.string())) is None, other
+    assert hold_a_point(pa.array(["9.9900", None, "10.0000", "-1.5000", "0.0001", "", "-0.0000"]))
+    assert hold_a_point(pa.array(["9.9900", "10.0000", "123.4560"]).slice(1))
+    assert hold_a_point(pa.array([None, ""], pa.string()))
+    for other in (["100"], ["1.50"], ["10.0000", "10"], ["1.00000"], ["1234"], ["12345"], ["12.345"]):
+        assert not hold_a_point(pa.array(other)), other
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.none(), NUMERIC_TEXT), min_size=1, max_size=12), st.integers(0, 3))
+def test_a_column_said_to_hold_a_point_holds_one_in_every_value(values: list[str | None], start: int) -> None:
+    """``hold_a_point`` lets ``render_decimal`` trim without looking for a point: where it says
+    every value holds one, each non-empty value does (else '100' would be trimmed to '1')."""
+    from subscription_exports.transform import hold_a_point
+
+    text = pa.array(values, pa.string()).slice(min(start, len(values)))
+    if hold_a_point(text):
+        assert all("." in v for v in text.to_pylist() if v)
 
 
 def test_output_quoting_names_only_columns_that_can_need_quotes() -> None:

@@ -179,65 +179,39 @@ def iso_utc(text: pa.Array) -> pa.Array:
 
 
 def render_decimal(values: pd.Series) -> pd.Series:
-    """Exact decimal text with trailing fractional zeros trimmed: '9.9900' -> '9.99', '10.0' -> '10'."""
-    fixed = trim_four_place_zeros(arrow(values))
-    if fixed is not None:  # PostgreSQL's numeric(18,4) text: byte-wise
-        return pd.Series(pd.arrays.ArrowExtensionArray(fixed), index=values.index, copy=False)
-    trimmed = values.str.rstrip("0").str.rstrip(".")
-    has_point = values.str.contains(".", regex=False)
-    if not has_point.all():  # numeric(18,4) text always has one; SQLite writes '10' for 10.0
-        trimmed = trimmed.where(has_point, values)
-    negative_zero = trimmed == "-0"
-    if negative_zero.any():
-        trimmed = trimmed.mask(negative_zero.fillna(False), "0")
-    return trimmed
+    """Exact decimal text with trailing fractional zeros trimmed: '9.9900' -> '9.99', '10.0' -> '10',
+    '-0.0000' -> '0'; text without a point ('10': SQLite writes 10.0 so) as it is.
+
+    Two trims (zeros, then a point left last) over the whole column; where every value holds a
+    point (``hold_a_point``: PostgreSQL's ``numeric(18,4)`` text), no search for one is needed.
+    """
+    text = arrow(values)
+    text = text.combine_chunks() if text.num_chunks != 1 else text.chunk(0)
+    trimmed = pc.utf8_rtrim(pc.utf8_rtrim(text, "0"), ".")
+    if not hold_a_point(text):
+        trimmed = pc.if_else(pc.match_substring(text, "."), trimmed, text)  # a null stays null
+    negative_zero = pc.equal(trimmed, "-0")
+    if pc.any(negative_zero).as_py():
+        trimmed = pc.if_else(negative_zero, "0", trimmed)
+    return pd.Series(pd.arrays.ArrowExtensionArray(trimmed), index=values.index, copy=False)
 
 
 FOUR_PLACES = 5  # '.dddd': numeric(18,4) text ends in a point and four digits
 
 
-def trim_four_place_zeros(values: pa.ChunkedArray) -> pa.Array | None:
-    """``render_decimal`` of values that all end in a digit, a point and four digits (PostgreSQL's
-    text of ``numeric(18,4)``), or None for any other text (the string kernels handle it).
+def hold_a_point(text: pa.Array) -> bool:
+    """Whether every non-empty value has a point fifth from its end, as PostgreSQL writes
+    ``numeric(18,4)`` (False says nothing: the caller then searches each value).
 
-    Where every value ends in the same five-byte form, the zeros to trim are found by comparing
-    the last bytes of all values at once (a value's end is its offset), and one mask over the
-    chunk's bytes drops them: a handful of numpy passes instead of two trims, a search and a
-    comparison, each over every value. '-0.0000' (rendered '0') goes to the kernels too.
+    One comparison per value, at its end (a value's end is its offset), instead of a search
+    through each value; a null or empty value is an empty range and needs no point.
     """
-    text = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
-    rows = len(text)
-    if not rows or text.null_count == rows:
-        return None
-    validity, offsets, data = string_buffers(text)
+    _, offsets, data = string_buffers(text)
+    if not data.size:
+        return True
     lengths = np.diff(offsets)
-    if text.null_count:  # a null is an empty range: only the present values have the form
-        present = text.is_valid().to_numpy(zero_copy_only=False)
-        ends, sizes = offsets[1:][present], lengths[present]
-    else:
-        present, ends, sizes = slice(None), offsets[1:], lengths
-    if (sizes < FOUR_PLACES + 1).any():
-        return None
-    if not ((data[ends - FOUR_PLACES] == ord(".")) & (data[ends - FOUR_PLACES - 1] - ord("0") < 10)).all():
-        return None
-    trim = np.zeros(ends.size, dtype=np.int32)
-    zeros = np.ones(ends.size, dtype=bool)
-    for place in range(1, FOUR_PLACES):  # trailing zeros: each counts while all after it are zeros
-        zeros &= data[ends - place] == ord("0")
-        trim += zeros
-    trim += zeros  # all four were zeros: the point goes too
-    if ((trim == FOUR_PLACES) & (sizes == FOUR_PLACES + 2) & (data[ends - sizes] == ord("-"))).any():
-        return None  # '-0.0000'
-    # Each value's last five bytes are its own (it has at least six): the place-th from its end is
-    # kept unless it is trimmed, one scatter per place over all values.
-    keep = np.ones(data.size, dtype=bool)
-    for place in range(1, FOUR_PLACES + 1):
-        keep[ends - place] = trim < place
-    lengths[present] -= trim
-    trimmed_offsets = np.zeros(rows + 1, dtype=np.int32)
-    np.cumsum(lengths, out=trimmed_offsets[1:])
-    buffers = [validity, pa.py_buffer(trimmed_offsets), pa.py_buffer(data[keep])]
-    return pa.Array.from_buffers(pa.string(), rows, buffers, text.null_count)
+    points = data[np.maximum(offsets[1:] - FOUR_PLACES, 0)] == ord(".")
+    return bool(((points & (lengths >= FOUR_PLACES)) | (lengths == 0)).all())
 
 
 def render_event_type(values: pd.Series, renames: Mapping[str, str]) -> pd.Series:
