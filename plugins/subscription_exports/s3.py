@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import re
 import threading
 import uuid
@@ -79,8 +80,39 @@ def s3_client(conn_id: str) -> Any:
     )
     wrapper = hook.conn_config  # the connection as the hook reads it (cached): its config is the client's
     configured = wrapper.botocore_config
-    wrapper.botocore_config = defaults.merge(configured) if configured else defaults
+    config = defaults.merge(configured) if configured else defaults
+    if signs_every_payload(wrapper.endpoint_url, config) and not checksum_setting_given(configured):
+        config = config.merge(Config(request_checksum_calculation="when_required"))
+    wrapper.botocore_config = config
     return hook.get_conn()
+
+
+CHECKSUM_SETTING_VARIABLE = "AWS_REQUEST_CHECKSUM_CALCULATION"
+
+
+def signs_every_payload(endpoint_url: str | None, config: Any) -> bool:
+    """Whether botocore puts the SHA-256 of every request body in its signature (SigV4), which the
+    store verifies: over plain ``http://``, unless the connection turns payload signing off.
+
+    Over ``https://`` (AWS's own endpoints included) botocore signs no body and sends a CRC32 of it
+    instead, which is then the only check of the bytes. Over ``http://`` it computes both by
+    default; the CRC32 (about 0.2 CPU-s per 450 MB) adds nothing the signed SHA-256 does not
+    already prove, so ``s3_client`` leaves it to the operations that require one.
+    """
+    s3_settings = getattr(config, "s3", None) or {}
+    return (
+        bool(endpoint_url)
+        and endpoint_url.lower().startswith("http://")
+        and (s3_settings.get("payload_signing_enabled") is not False)
+    )
+
+
+def checksum_setting_given(configured: Any) -> bool:
+    """Whether the connection (``config_kwargs``) or the worker's environment chose when botocore
+    computes request checksums: that choice is kept."""
+    return bool(os.environ.get(CHECKSUM_SETTING_VARIABLE)) or (
+        getattr(configured, "request_checksum_calculation", None) is not None
+    )
 
 
 # Answers worth another try later: throttling (botocore's list of throttling codes, which it
