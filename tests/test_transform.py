@@ -817,3 +817,55 @@ def test_values_to_quote_finds_exactly_the_values_holding_a_special(values, star
     piece = array.slice(min(start, len(values)), max(len(values) - start - cut, 0))
     expected = [v is not None and any(c in v for c in ',"\r\n') for v in piece.to_pylist()]
     assert values_to_quote(piece).tolist() == expected
+
+
+HOSTILE_TEXT = st.none() | st.text(alphabet=st.sampled_from(list(',"\r\nab é😀')), max_size=5)
+
+
+def csv_field(value: str | None) -> str:
+    """RFC 4180 minimal quoting, spelled out: the reference for the encoder's two quoting paths."""
+    if value is None:
+        return ""
+    return '"' + value.replace('"', '""') + '"' if any(c in value for c in ',"\r\n') else value
+
+
+@pytest.mark.parametrize("path", ["whole rows rewritten", "column by column"])
+@settings(max_examples=200, deadline=None)
+@given(
+    table=st.integers(2, 5).flatmap(
+        lambda width: st.lists(st.lists(HOSTILE_TEXT | st.just("plain"), min_size=width, max_size=width), min_size=1,
+                               max_size=30)  # fmt: skip
+    ),
+    cut=st.integers(0, 30),
+)
+def test_both_quoting_paths_write_every_row_as_the_rules_say(path: str, table, cut: int) -> None:
+    """``encode_columns`` quotes the few rows that need it by rewriting them whole (Python's ``csv``)
+    between unquoted lines, and many such rows column by column; each path alone, on chunked
+    columns, against the rule spelled out per value (and against Python's ``csv`` as a whole)."""
+    from subscription_exports import transform
+
+    cut = min(cut, len(table))
+    columns = [pa.chunked_array([pa.array([row[i] for row in table[:cut]], pa.string()),
+                                 pa.array([row[i] for row in table[cut:]], pa.string())])
+               for i in range(len(table[0]))]  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(transform, "PATCHED_ROWS_PER_COLUMN", 10**6 if path == "whole rows rewritten" else 0)
+        written = b"".join(map(bytes, transform.encode_columns(columns)))
+    assert written == "".join(",".join(map(csv_field, row)) + "\r\n" for row in table).encode()
+    assert written == python_csv(table)
+
+
+@pytest.mark.parametrize("hostile_rows", [1, 3, 30])
+def test_few_rows_to_quote_are_rewritten_whole_and_many_column_by_column(monkeypatch, hostile_rows: int) -> None:
+    """Which path a group takes: up to PATCHED_ROWS_PER_COLUMN rows per column that needs quoting
+    are rewritten whole; more are quoted column by column. The bytes are the same either way."""
+    from subscription_exports import transform
+
+    calls = []
+    real = transform.patched_lines
+    monkeypatch.setattr(transform, "patched_lines", lambda *a: calls.append(a[2].tolist()) or real(*a))
+    table = [["p", 'a,"b"' if i < hostile_rows else "plain", str(i)] for i in range(30)]
+    columns = [pa.chunked_array([pa.array([row[i] for row in table])]) for i in range(3)]
+    written = b"".join(map(bytes, transform.encode_columns(columns)))
+    assert written == python_csv(table)
+    assert calls == ([list(range(hostile_rows))] if hostile_rows <= transform.PATCHED_ROWS_PER_COLUMN else [])
