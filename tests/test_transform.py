@@ -833,8 +833,9 @@ def csv_field(value: str | None) -> str:
 @settings(max_examples=200, deadline=None)
 @given(
     table=st.integers(2, 5).flatmap(
-        lambda width: st.lists(st.lists(HOSTILE_TEXT | st.just("plain"), min_size=width, max_size=width), min_size=1,
-                               max_size=30)  # fmt: skip
+        lambda width: st.lists(
+            st.lists(HOSTILE_TEXT | st.just("plain"), min_size=width, max_size=width), min_size=1, max_size=30
+        )
     ),
     cut=st.integers(0, 30),
 )
