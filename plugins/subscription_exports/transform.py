@@ -187,8 +187,7 @@ def render_decimal(values: pd.Series) -> pd.Series:
     Two trims (zeros, then a point left last) over the whole column; where every value holds a
     point (``hold_a_point``: PostgreSQL's ``numeric(18,4)`` text), no search for one is needed.
     """
-    text = arrow(values)
-    text = text.combine_chunks() if text.num_chunks != 1 else text.chunk(0)
+    text = single_chunk(arrow(values))
     trimmed = pc.utf8_rtrim(pc.utf8_rtrim(text, "0"), ".")
     if not hold_a_point(text):
         trimmed = pc.if_else(pc.match_substring(text, "."), trimmed, text)  # a null stays null
@@ -520,13 +519,13 @@ def encode_columns(columns: list[pa.ChunkedArray], quoting: list[bool] | None = 
     if quoting is None:
         quoting = columns_to_quote(columns)
     columns = list(columns)  # the caller's list stays as it was
-    needs = {i: values_to_quote(single_chunk(columns[i])) for i, quote in enumerate(quoting) if quote}
-    needs = {i: mask for i, mask in needs.items() if mask.any()}
+    texts = {i: single_chunk(columns[i]) for i, quote in enumerate(quoting) if quote}
+    needs = {i: mask for i, text in texts.items() if (mask := values_to_quote(text)).any()}
     rows = np.flatnonzero(np.logical_or.reduce(list(needs.values()))) if needs else np.empty(0, dtype=np.intp)
     if 0 < rows.size <= PATCHED_ROWS_PER_COLUMN * len(needs):
         return patched_lines(columns, join_lines(columns), rows)
     for i, mask in needs.items():
-        columns[i] = quote_values(single_chunk(columns[i]), mask)
+        columns[i] = quote_values(texts[i], mask)
     return [value_buffer(chunk) for chunk in join_lines(columns).chunks]
 
 
