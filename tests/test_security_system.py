@@ -462,12 +462,12 @@ CRC32_HEADER = "x-amz-checksum-crc32"
 SIGNED_SHA256 = "x-amz-content-sha256"
 
 
-def parts_sent(conn_id: str, key: str) -> list[dict[str, str]]:
+def parts_sent(conn_id: str, key: str, *, answer_locally: bool = False) -> list[dict[str, str]]:
     """The headers of the parts a real multipart upload sent through ``s3_client(conn_id)``."""
     from subscription_exports.s3 import s3_client
 
     client = s3_client(conn_id)
-    sent = recording(client)
+    sent = recording(client, answer_locally=answer_locally)
     multipart_upload(client, key, {})
     return [headers for operation, headers in sent if operation == "UploadPart"]
 
@@ -519,17 +519,12 @@ def test_over_https_each_part_still_carries_a_crc32(monkeypatch):
     """Over https:// botocore signs no body, so the CRC32 is the parts' only check and stays. The
     requests are built and signed by the real client and answered here (no store is needed to
     show what the client sends; the TLS store of test_seaweedfs_harness takes such parts)."""
-    from subscription_exports.s3 import s3_client
-
     monkeypatch.delenv("AWS_REQUEST_CHECKSUM_CALCULATION", raising=False)
     monkeypatch.setenv(
         "AIRFLOW_CONN_CHECKSUMS_HTTPS",
         airflow_env.aws_connection_json("https://s3.example.internal:9000", "KEY", S3_SECRET),
     )
-    client = s3_client("checksums_https")
-    sent = recording(client, answer_locally=True)
-    multipart_upload(client, "security/checksums/https.bin", {})
-    parts = [headers for operation, headers in sent if operation == "UploadPart"]
+    parts = parts_sent("checksums_https", "security/checksums/https.bin", answer_locally=True)
     assert len(parts) == 2
     for headers in parts:
         assert headers.get("x-amz-trailer") == CRC32_HEADER or CRC32_HEADER in headers, headers

@@ -415,8 +415,7 @@ def quote_minimal(values: pa.Array) -> pa.Array:
         data = value_bytes(values)
         if not any(special in data for special in CSV_SPECIALS):
             return values
-    quoted = quote_all(pa.chunked_array([values], values.type))
-    return quoted.chunk(0) if quoted.num_chunks == 1 else quoted.combine_chunks()
+    return single_chunk(quote_all(pa.chunked_array([values], values.type)))
 
 
 def encode_header(names: list[str]) -> bytes:
