@@ -41,8 +41,9 @@ destination's Airflow `aws` connection.
   its day: `manual__2026-11-22_triggered_<trigger time>`; other manual runs keep Airflow's
   `manual__<trigger time>`. Details: `resolve_window`'s task docs.
 
-* **Dry run**: trigger with `dry_run` ticked: checks every destination and logs the keys and row
-  counts it would write; writes nothing. It does not block the real run of its day: when it starts
+* **Dry run**: trigger with `dry_run` ticked: checks every destination, shapes every row through
+  its own step as the real run would, and logs the keys, rows, bytes and sha256 it would write;
+  writes nothing. It does not block the real run of its day: when it starts
   it gives up its logical date (its note says so; the day stays its data interval), so from then on
   the real trigger, the scheduled run and a backfill of that day run as usual.
 

@@ -278,10 +278,11 @@ def test_dry_run_writes_nothing_and_logs_keys_and_row_counts(airflow, admin):
         mine = ours(log_lines(airflow, "ops_dry_run", TASK, map_index_of(tis, name)))
         for table in TABLES:
             key = range_key(folder, table)
-            # the same window was exported above: the dry run must name the same key and row count
-            rows = json.loads(before[key + ".manifest.json"])["rows"]
+            # the same window was exported above: the dry run must name the same key, rows, bytes and sha256
+            manifest = json.loads(before[key + ".manifest.json"])
             line = (
-                f"dry run: destination={name} table={table} window={DAY}..{DAY} rows={rows} would write "
+                f"dry run: destination={name} table={table} window={DAY}..{DAY} rows={manifest['rows']} "
+                f"bytes={manifest['bytes']} sha256={manifest['sha256']} would write "
                 f"s3://{BUCKET}/{key} and s3://{BUCKET}/{key}.manifest.json (nothing written)"
             )
             assert line in mine, mine

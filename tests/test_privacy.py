@@ -8,6 +8,7 @@ import sys
 from types import SimpleNamespace
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from subscription_exports.custom_transform import TransformError, apply, resolve
@@ -71,3 +72,55 @@ def test_another_key_gives_other_pseudonyms() -> None:
     assert (one["idfa"][0] != two["idfa"][0]) and one["idfa"][0] == privacy.hmac_device_ids(frame, connection(KEY))[
         "idfa"
     ][0]
+
+
+TEXT_DTYPES = {
+    "string[pyarrow]": TEXT,
+    "large_string[pyarrow]": pd.ArrowDtype(pa.large_string()),
+    "string": pd.StringDtype(),
+    "str": pd.StringDtype(na_value=float("nan")),
+    "object": object,
+}
+STEPS = {
+    "hmac_device_ids": (lambda f: privacy.hmac_device_ids(f, connection(KEY)), IDS,
+                        lambda v: hmac.new(KEY.encode(), v.encode(), hashlib.sha256).hexdigest()),
+    "hash_device_ids": (privacy.hash_device_ids, ("ip_address", "idfa"),
+                        lambda v: hashlib.sha256(v.encode()).hexdigest()),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", sorted(TEXT_DTYPES))
+@pytest.mark.parametrize("step_name", sorted(STEPS))
+@pytest.mark.parametrize(
+    ("app", "rows"),
+    [
+        # an iOS app: idfv and the address, no Android identifier and no idfa (tracking not allowed)
+        ("ios", [{"idfv": "V-1", "ip_address": "10.0.0.1"}, {"idfv": "V-2", "ip_address": ""}]),
+        # an Android app: no idfa, no idfv
+        ("android", [{"advertising_id": "A-1", "android_id": "a1", "android_app_set_id": "s1", "ip_address": "::1"}]),
+        ("no rows", []),
+    ],
+)
+def test_the_shipped_steps_on_a_single_platform_chunk_keep_every_column_text(app, rows, step_name, dtype) -> None:
+    # The chunk of a single-platform app: the other platform's identifiers missing in every row.
+    step, keyed, digest = STEPS[step_name]
+    names = EVENTS.header(with_attributes=False)
+    frame = pd.DataFrame(
+        {n: pd.Series([r.get(n, "x" if n not in IDS else None) for r in rows], dtype=TEXT_DTYPES[dtype]) for n in names}
+    )
+    out = step(frame)
+    for name in keyed:  # the shipped step keeps each column's dtype, missing values missing
+        assert out[name].dtype == frame[name].dtype, (name, out[name].dtype)
+        want = [digest(v) if isinstance(v, str) and v else v for v in (r.get(name) for r in rows)]
+        assert [None if pd.isna(v) else v for v in out[name].tolist()] == want
+    encoded = encode_rows(
+        apply(step, frame, destination="acme-ios-private", spec=f"export_transforms.privacy:{step_name}")
+    )
+    lines = encoded.split(b"\r\n")[:-1]
+    assert len(lines) == len(rows)
+    for line, row in zip(lines, rows, strict=True):
+        cells = line.decode().split(",")
+        for name in IDS:
+            value = row.get(name)
+            expect = (digest(value) if name in keyed else value) if value else ""
+            assert cells[names.index(name)] == expect, name

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from subscription_exports.custom_transform import TransformError
@@ -34,13 +35,21 @@ KEYED_COLUMNS = ("ip_address", "idfa", "idfv", "advertising_id", "android_id", "
 MIN_KEY_CHARACTERS = 16  # e.g. `python -c "import secrets; print(secrets.token_hex(32))"` gives 64
 
 
+def replace_each(values: pd.Series, function: Callable[[str], str]) -> pd.Series:
+    """``values`` with every present value replaced by ``function(value)``: missing values stay
+    missing, and the column keeps its text dtype, also where no value is present (``Series.map``
+    alone returns ``null[pyarrow]`` for a column missing in every row, as an iOS app's Android
+    identifiers are: a step after this one still sees text)."""
+    return values.map(function, na_action="ignore").astype(values.dtype, copy=False)
+
+
 def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest() if text else text
 
 
 def hash_device_ids(frame: pd.DataFrame) -> pd.DataFrame:
     """The chunk with ``ip_address`` and ``idfa`` hashed (tables without them pass unchanged)."""
-    hashed = {name: frame[name].map(sha256_hex, na_action="ignore") for name in HASHED_COLUMNS if name in frame}
+    hashed = {name: replace_each(frame[name], sha256_hex) for name in HASHED_COLUMNS if name in frame}
     return frame.assign(**hashed)
 
 
@@ -62,5 +71,5 @@ def hmac_device_ids(frame: pd.DataFrame, connection: Any) -> pd.DataFrame:
     def pseudonym(text: str) -> str:
         return hmac.digest(key, text.encode("utf-8"), "sha256").hex() if text else text
 
-    keyed = {name: frame[name].map(pseudonym, na_action="ignore") for name in KEYED_COLUMNS if name in frame}
+    keyed = {name: replace_each(frame[name], pseudonym) for name in KEYED_COLUMNS if name in frame}
     return frame.assign(**keyed)

@@ -120,18 +120,106 @@ class DryRunResult:
     key: str
     manifest_key: str
     rows: int
+    bytes: int
+    sha256: str
+
+
+class DiscardedUpload:
+    """An ``AtomicUpload`` that stores nothing: what a dry run writes its bytes to (counted and hashed
+    by the ``ObjectSink`` in front of it, as a real export's)."""
+
+    etag = None
+
+    def write(self, data: Any) -> None:
+        pass
+
+    def commit(self, before_visible: Any = None) -> None:
+        pass  # nothing becomes visible, so nothing is prepared for it (before_visible is not called)
+
+    def abort(self) -> None:
+        pass
 
 
 def dry_run_table(
     *, integration: Integration, spec: TableSpec, dest: Destination, window: Window, dialect: str, connection: Any
 ) -> DryRunResult:
-    """What `export_table` would write (key, manifest key, row count), writing nothing."""
+    """What `export_table` would write, writing nothing: the window's rows read, shaped, passed through
+    the destination's step and encoded exactly as a real export does (so a step that would fail the
+    real run fails here with the same line), their bytes counted and hashed instead of uploaded."""
     key = object_key(dest, spec.name, window)
-    if dest.transform and dest.transform_conn_id:  # the step's connection must exist for the real run
-        custom_transform.step_connection(dest.transform_conn_id, destination=dest.name, spec=dest.transform)
+    step = prepare_step(dest)
+    sink = ObjectSink(DiscardedUpload(), gzip=dest.gzip)
+    rows = write_rows(sink, step, integration=integration, spec=spec, dest=dest, window=window, dialect=dialect,
+                      connection=connection)  # fmt: skip
+    sink.commit()
+    return DryRunResult(
+        dest.name, spec.name, window.label, dest.bucket_name, key, key + MANIFEST_SUFFIX, rows, sink.size,
+        sink.sha256.hexdigest(),
+    )  # fmt: skip
+
+
+def prepare_step(dest: Destination) -> custom_transform.FrameFunction | None:
+    """The destination's own step, with the connection it reads (at run time), or None.
+
+    Prepared before anything is written: a step that cannot run fails with one line and the bucket
+    stays as it was."""
+    if not dest.transform:
+        return None
+    return custom_transform.prepare(dest.transform, destination=dest.name, conn_id=dest.transform_conn_id)
+
+
+def write_rows(
+    sink: ObjectSink,
+    step: custom_transform.FrameFunction | None,
+    *,
+    integration: Integration,
+    spec: TableSpec,
+    dest: Destination,
+    window: Window,
+    dialect: str,
+    connection: Any,
+) -> int:
+    """Stream the table's rows of the window from the source, shaped (and through the destination's
+    ``step``, from ``prepare_step``), as the file's header and CSV lines into ``sink``; the number
+    of rows written. The same for an export and a dry run: only the sink differs."""
+    started = time.monotonic()
+    loading.load_export_modules()
+    memory.bound_process_memory()
+    from subscription_exports import transform  # pandas: imported by the task, not at parse time
+
+    options = shape_options(integration, spec, dest)
     sql, params = source_query(integration, spec, dest, window, dialect)
-    rows = source.count_rows(dialect, connection, sql, params)
-    return DryRunResult(dest.name, spec.name, window.label, dest.bucket_name, key, key + MANIFEST_SUFFIX, rows)
+    rows = 0
+    next_bytes, next_time = PROGRESS_BYTES, started + PROGRESS_SECONDS
+    sink.write(transform.encode_header(spec.header(with_attributes=options.with_attributes)))
+    columns = transform.source_columns(spec)
+    # The parse is closed on any error before the stream is: it stops reading while the source is
+    # still open (parsing.RowAlignedReader.stop), not when the process exits.
+    with (
+        source.stream_csv(dialect, connection, sql, params) as stream,
+        contextlib.closing(parsing.open_parsed_chunks(stream, columns)) as chunks,
+    ):
+        for batch, special in transform.grouped_parsed(chunks):
+            if step is None:
+                shaped = transform.shape_columns(batch, spec, options)
+                encoded = transform.encode_shaped(shaped, quoting=transform.output_quoting(spec, options, special))
+                rows += batch.num_rows
+            else:
+                frame = transform.shape(batch, spec, options)
+                frame = custom_transform.apply(step, frame, destination=dest.name, spec=dest.transform)
+                encoded = transform.encode_row_buffers(frame)
+                rows += len(frame)  # a destination's transform may drop rows
+            for lines in encoded:
+                sink.write(lines)
+            now = time.monotonic()
+            if sink.size >= next_bytes or now >= next_time:
+                log.info(
+                    "progress destination=%s table=%s window=%s rows=%d bytes=%d seconds=%.1f rows_per_s=%.0f",
+                    dest.name, spec.name, window.label, rows, sink.size, now - started,
+                    rows / max(now - started, 1e-9),
+                )  # fmt: skip
+                next_bytes, next_time = sink.size + PROGRESS_BYTES, now + PROGRESS_SECONDS
+    return rows
 
 
 def export_table(
@@ -147,56 +235,15 @@ def export_table(
     part_size: int | None = None,
 ) -> ExportResult:
     started = time.monotonic()
-    loading.load_export_modules()
-    memory.bound_process_memory()
-    from subscription_exports import transform  # pandas: imported by the task, not at parse time
-
     key = object_key(dest, spec.name, window)
-    options = shape_options(integration, spec, dest)
-    sql, params = source_query(integration, spec, dest, window, dialect)
-    # The step (and the connection it reads, at run time) before anything is written: a step that
-    # cannot run fails the export with one line and leaves the bucket as it was.
-    custom = (
-        custom_transform.prepare(dest.transform, destination=dest.name, conn_id=dest.transform_conn_id)
-        if dest.transform
-        else None
-    )
-    header = spec.header(with_attributes=options.with_attributes)
-
+    header = spec.header(with_attributes=sends_attributes(spec, dest))
+    step = prepare_step(dest)
     upload_kw: dict[str, Any] = {"part_size": part_size} if part_size else {}
     upload = AtomicUpload(client, bucket=dest.bucket_name, key=key, extra_args=upload_args(dest), **upload_kw)
     sink = ObjectSink(upload, gzip=dest.gzip)
-    rows = 0
-    next_bytes, next_time = PROGRESS_BYTES, started + PROGRESS_SECONDS
     try:
-        sink.write(transform.encode_header(header))
-        columns = transform.source_columns(spec)
-        # The parse is closed on any error before the stream is: it stops reading while the source is
-        # still open (parsing.RowAlignedReader.stop), not when the process exits.
-        with (
-            source.stream_csv(dialect, connection, sql, params) as stream,
-            contextlib.closing(parsing.open_parsed_chunks(stream, columns)) as chunks,
-        ):
-            for batch, special in transform.grouped_parsed(chunks):
-                if custom is None:
-                    shaped = transform.shape_columns(batch, spec, options)
-                    encoded = transform.encode_shaped(shaped, quoting=transform.output_quoting(spec, options, special))
-                    rows += batch.num_rows
-                else:
-                    frame = transform.shape(batch, spec, options)
-                    frame = custom_transform.apply(custom, frame, destination=dest.name, spec=dest.transform)
-                    encoded = transform.encode_row_buffers(frame)
-                    rows += len(frame)  # a destination's transform may drop rows
-                for lines in encoded:
-                    sink.write(lines)
-                now = time.monotonic()
-                if sink.size >= next_bytes or now >= next_time:
-                    log.info(
-                        "progress destination=%s table=%s window=%s rows=%d bytes=%d seconds=%.1f rows_per_s=%.0f",
-                        dest.name, spec.name, window.label, rows, sink.size, now - started,
-                        rows / max(now - started, 1e-9),
-                    )  # fmt: skip
-                    next_bytes, next_time = sink.size + PROGRESS_BYTES, now + PROGRESS_SECONDS
+        rows = write_rows(sink, step, integration=integration, spec=spec, dest=dest, window=window, dialect=dialect,
+                          connection=connection)  # fmt: skip
         # A manifest of an earlier export of this key must not describe the new bytes: once every
         # byte is stored, remove it just before they become visible (a new one follows). Without a
         # manifest the day reads as incomplete, never as complete with the wrong checksum.

@@ -343,23 +343,3 @@ def _cancel(dialect: str, connection: Any) -> None:
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text[:500]
-
-
-def count_rows(dialect: str, connection: Any, sql: str, params: dict[str, Any]) -> int:
-    """How many rows the export query returns for `params` (a dry run's row count), without reading them.
-
-    The exporter writes one CSV row per query row, so this is the row count an export would write.
-    """
-    count_sql = f"SELECT count(*) FROM ({sql}) AS dry_run"
-    if dialect == "postgres":
-        with connection.cursor() as cur:
-            cur.execute("SET TIME ZONE 'UTC'")
-            cur.execute(count_sql, params)
-            (count,) = cur.fetchone()
-        connection.rollback()  # read-only work; end the transaction
-        return int(count)
-    cur = connection.execute(count_sql, params)
-    try:
-        return int(cur.fetchone()[0])
-    finally:
-        cur.close()

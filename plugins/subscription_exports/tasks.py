@@ -146,8 +146,10 @@ The log shows, per table, progress lines on long exports (rows, MiB, rows/s) and
 `exported destination=... table=... window=... rows=... bytes=... uri=... seconds=... rows_per_s=...`.
 Each exported table emits an event of the Asset `subscription_exports/<dag_id>/<table>` whose extra
 holds the destination, bucket, key, rows, bytes, sha256 and the window. A **dry run** (trigger param
-`dry_run`) does steps 1 and 2 and logs, per table, `dry run: destination=... table=... window=...
-rows=... would write s3://...`: it writes no data object, no manifest and emits no Asset event.
+`dry_run`) does steps 1 and 2, then step 3 without the upload: it reads, shapes and encodes every row
+(through the destination's own step, which fails the dry run as it would fail the export) and logs,
+per table, `dry run: destination=... table=... window=... rows=... bytes=... sha256=... would write
+s3://...`: it writes no data object, no manifest and emits no Asset event.
 
 **Triage**: the cause is logged as one ERROR line before the task fails. Configuration errors and a
 refused check fail at once (no retries); nothing was written:
@@ -255,7 +257,8 @@ def resolve_window() -> dict[str, str]:
 DRY_RUN_HELP = (
     'Backfill form: honoured only with "Override parameters on existing runs" ticked; without it the form '
     "sends no parameters and the backfill WRITES every day. Trigger form: resolve the window, validate and "
-    "check every destination, and log per destination the keys and row counts it would write; no data object, "
+    "check every destination, read and shape every row through the destination's own step as a real run would, and "
+    "log per destination the keys, rows, bytes and sha256 it would write; no data object, "
     "no manifest and no Asset event is written. A dry run does not block the real run of its day: it gives "
     "up its logical date when it starts."
 )
@@ -530,8 +533,10 @@ def _dry_run_table(integration: Any, table: str, dest: Any, win: Any, dialect: s
         connection=connection,
     )  # fmt: skip
     log.info(
-        "dry run: destination=%s table=%s window=%s rows=%d would write s3://%s/%s and s3://%s/%s (nothing written)",
-        plan.destination, plan.table, plan.window, plan.rows, plan.bucket, plan.key, plan.bucket, plan.manifest_key,
+        "dry run: destination=%s table=%s window=%s rows=%d bytes=%d sha256=%s would write s3://%s/%s and "
+        "s3://%s/%s (nothing written)",
+        plan.destination, plan.table, plan.window, plan.rows, plan.bytes, plan.sha256, plan.bucket, plan.key,
+        plan.bucket, plan.manifest_key,
     )  # fmt: skip
     return plan.rows
 

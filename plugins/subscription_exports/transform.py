@@ -431,11 +431,16 @@ def text_array(values: pd.Series) -> pa.ChunkedArray | None:
     ``NaT``) becomes null, i.e. an empty field. Nothing else is converted: a number, date or
     category cast to text here would be written in pandas' or Arrow's rendering (``1.2e+10``,
     ``7`` for ``007``), not as the source wrote it.
+
+    A column of any other dtype with no value at all (every value missing, or no rows) is text too:
+    empty fields, since nothing it could say is lost. pandas gives such columns whatever dtype its
+    inference lands on: ``Series.map(f, na_action="ignore")`` over a column missing in every row
+    returns ``null[pyarrow]``, ``assign(c=np.nan)`` a ``float64`` of NaN.
     """
     dtype = values.dtype
     if isinstance(dtype, pd.ArrowDtype):
         if dtype.pyarrow_dtype not in (pa.string(), pa.large_string()):
-            return None
+            return no_values(values)
         arrow = values.array.__arrow_array__()  # the chunked array itself
     elif isinstance(dtype, pd.StringDtype):
         arrow = pa.array(values.array, type=pa.string())
@@ -449,8 +454,15 @@ def text_array(values: pd.Series) -> pa.ChunkedArray | None:
             array[missing] = None
         arrow = pa.array(array, type=pa.string())
     else:
-        return None
+        return no_values(values)
     return as_string(arrow if isinstance(arrow, pa.ChunkedArray) else pa.chunked_array([arrow]))
+
+
+def no_values(values: pd.Series) -> pa.ChunkedArray | None:
+    """A column of a non-text dtype as empty fields when it holds no value (None when it holds one)."""
+    if len(values) and not values.isna().all():
+        return None
+    return pa.chunked_array([pa.nulls(len(values), pa.string())])
 
 
 def as_string(values: pa.ChunkedArray) -> pa.ChunkedArray:
