@@ -207,6 +207,22 @@ def run_dag(dag_id: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return airflow_env.dags_test(AIRFLOW_HOME, dag_id, **kwargs)
 
 
+def assert_secret_nowhere(secret: str, *, logs: str, objects: dict[str, bytes]) -> None:
+    """``secret`` is in no log line, no stored object, no file under AIRFLOW_HOME and no row of any table
+    of the metadata database (XCom, rendered templates, task instances, logs)."""
+    import sqlite3
+
+    needle = secret.encode()
+    assert secret not in logs, "the secret is in the log"
+    assert not [k for k, body in objects.items() if needle in body], "the secret is in a stored object"
+    leaked = [str(p) for p in Path(AIRFLOW_HOME).rglob("*") if p.is_file() and needle in p.read_bytes()]
+    assert not leaked, f"the secret was written to {leaked}"
+    with sqlite3.connect(Path(AIRFLOW_HOME) / "airflow.db") as db:
+        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall():
+            for row in db.execute(f'SELECT * FROM "{table}"'):
+                assert secret not in repr(row), f"the secret is in the metadata table {table}"
+
+
 def export_events_from_sqlite(sqlite_path: str | Path, client: Any, destination: dict[str, Any], *, day, run_id: str):
     """The real exporter in-process: `events` of one day from a SQLite source file to `client`.
 

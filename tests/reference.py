@@ -239,6 +239,19 @@ def to_csv(header: list[str], rows: list[list[Any]]) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
+def with_values_replaced(reference_csv: bytes, columns: tuple[str, ...], replace: Any) -> bytes:
+    """A reference file with each non-empty value of ``columns`` (those the header has) replaced by
+    ``replace(value)``: what a destination's step that rewrites those columns must write."""
+    rows = list(csv.reader(io.StringIO(reference_csv.decode("utf-8"), newline="")))
+    at = [rows[0].index(c) for c in columns if c in rows[0]]
+    for row in rows[1:]:
+        for i in at:
+            row[i] = replace(row[i]) if row[i] else ""
+    buf = io.StringIO(newline="")
+    csv.writer(buf, lineterminator="\r\n").writerows(rows)
+    return buf.getvalue().encode("utf-8")
+
+
 def _ratio(num: Any, den: Any, scale: int) -> Decimal | None:
     if num is None or den is None or Decimal(den) == 0:
         return None

@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 import reference as ref
 import transform_steps
-from conftest import AIRFLOW_HOME, ROOT, aws_connection, run_dag, source_connection
+from conftest import AIRFLOW_HOME, ROOT, assert_secret_nowhere, aws_connection, run_dag, source_connection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_transform_step import CELLS, HINT, TEXT_DTYPES
@@ -210,11 +210,9 @@ def day_db(pg_database_factory) -> str:
     )
 
 
-@pytest.fixture(scope="module")
-def dag_run(airflow_db, seaweedfs, day_db) -> dict[str, Any]:
+def run_with_steps(seaweedfs: Any, day_db: str, **kw: Any) -> dict[str, Any]:
+    """An `airflow dags test` run of s3_export over DESTS; what it logged, and the objects under step/ after it."""
     admin = seaweedfs.admin_client()
-    for key in keys_under(admin, "step/"):
-        admin.delete_object(Bucket=BUCKET, Key=key)
     dests = [{"conn_id": "exports_s3", "bucket": BUCKET, "app_id": IOS, **d} for d in DESTS]
     result = run_dag(
         "s3_export",
@@ -232,22 +230,32 @@ def dag_run(airflow_db, seaweedfs, day_db) -> dict[str, Any]:
             "SUBSCRIPTION_EXPORTS_RETRIES": "3",
             "PYTHONPATH": os.pathsep.join(str(p) for p in (ROOT / "plugins", ROOT, ROOT / "tests")),
         },
+        **kw,
     )
     objects = {key: read(admin, key) for key in keys_under(admin, "step/")}
     uploads = list_multipart_uploads(admin, BUCKET, "step/")
     return {"result": result, "objects": objects, "uploads": uploads, "logs": result.stdout + result.stderr}
 
 
+@pytest.fixture(scope="module")
+def dag_run(airflow_db, seaweedfs, day_db) -> dict[str, Any]:
+    admin = seaweedfs.admin_client()
+    for key in keys_under(admin, "step/"):
+        admin.delete_object(Bucket=BUCKET, Key=key)
+    return run_with_steps(seaweedfs, day_db)
+
+
+@pytest.fixture(scope="module")
+def dry_run(dag_run, seaweedfs, day_db) -> dict[str, Any]:
+    """A dry run of the same day, after the real run wrote its files."""
+    return run_with_steps(seaweedfs, day_db, conf={"dry_run": True})
+
+
 def pseudonymised(reference_csv: bytes, key: bytes) -> bytes:
     """The reference file with the device identifiers replaced by their hex HMAC-SHA-256 (empty stays empty)."""
-    rows = list(csv.reader(io.StringIO(reference_csv.decode("utf-8"), newline="")))
-    at = [rows[0].index(c) for c in KEYED if c in rows[0]]
-    for row in rows[1:]:
-        for i in at:
-            row[i] = hmac.new(key, row[i].encode("utf-8"), hashlib.sha256).hexdigest() if row[i] else ""
-    buf = io.StringIO(newline="")
-    csv.writer(buf, lineterminator="\r\n").writerows(rows)
-    return buf.getvalue().encode("utf-8")
+    return ref.with_values_replaced(
+        reference_csv, KEYED, lambda text: hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+    )
 
 
 def test_the_keyed_step_writes_the_reference_with_hmac_of_the_device_ids(dag_run, day_db) -> None:
@@ -281,19 +289,7 @@ def test_the_keyed_step_writes_the_reference_with_hmac_of_the_device_ids(dag_run
 
 
 def test_the_key_is_in_no_log_line_object_or_file(dag_run) -> None:
-    needle = HMAC_KEY.encode()
-    assert HMAC_KEY not in dag_run["logs"]
-    assert not [k for k, body in dag_run["objects"].items() if needle in body]
-    leaked = []
-    for path in Path(AIRFLOW_HOME).rglob("*"):
-        if path.is_file() and needle in path.read_bytes():
-            leaked.append(str(path))
-    assert not leaked, f"the HMAC key was written to {leaked}"
-    # the metadata database, table by table (XCom, rendered templates, task instances, logs)
-    with sqlite3.connect(Path(AIRFLOW_HOME) / "airflow.db") as db:
-        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall():
-            for row in db.execute(f'SELECT * FROM "{table}"'):
-                assert HMAC_KEY not in repr(row), f"the HMAC key is in the metadata table {table}"
+    assert_secret_nowhere(HMAC_KEY, logs=dag_run["logs"], objects=dag_run["objects"])
 
 
 def error_lines(logs: str, name: str) -> list[str]:
@@ -327,6 +323,40 @@ def test_a_refused_step_fails_its_destination_alone_at_once_with_one_line(dag_ru
     assert set(by_label) == {d["name"] for d in DESTS}, rows
     assert by_label[name] == ("failed", 1, 3), by_label  # failed at its first try, 3 retries unused
     assert by_label["plain"][0] == by_label["hmac"][0] == "success"
+
+
+@pytest.mark.parametrize("name", sorted(FAILING))
+def test_a_dry_run_tries_the_step_and_fails_its_destination_with_the_real_runs_line(dag_run, dry_run, name) -> None:
+    # The dry run shapes the day's rows and passes them through each destination's step as the real
+    # run does: a step the real run refuses fails the dry run too, at once, with the same one line.
+    assert dry_run["result"].returncode != 0
+
+    def causes(logs: str) -> list[str]:  # the line's message, without its timestamp
+        return [ln.split("[error    ] ", 1)[1] for ln in error_lines(logs, name)]
+
+    assert causes(dry_run["logs"]) == causes(dag_run["logs"]) and len(causes(dry_run["logs"])) == 1
+    assert causes(dry_run["logs"])[0].startswith(FAILING[name] + " [")
+    assert dry_run["objects"] == dag_run["objects"] and dry_run["uploads"] == [], "a dry run writes nothing"
+
+
+def test_a_dry_run_reports_the_rows_bytes_and_sha256_the_real_run_wrote(dag_run, dry_run) -> None:
+    lines = [ln for ln in dry_run["logs"].splitlines() if "dry run: destination=" in ln]
+    checked = 0
+    for dest in DESTS:
+        if dest["name"] in FAILING:
+            assert not [ln for ln in lines if f"destination={dest['name']} " in ln]
+            continue
+        for table in dest["tables"]:
+            key = key_of(dest["folder"], table)
+            manifest = json.loads(dag_run["objects"][key + ".manifest.json"])
+            line = (
+                f"dry run: destination={dest['name']} table={table} window={DAY} rows={manifest['rows']} "
+                f"bytes={manifest['bytes']} sha256={manifest['sha256']} would write s3://{BUCKET}/{key} and "
+                f"s3://{BUCKET}/{key}.manifest.json (nothing written)"
+            )
+            assert [ln for ln in lines if line in ln], (line, lines)
+            checked += 1
+    assert checked == 4  # hmac (events, paywall_visits), hmac-android, plain
 
 
 def test_a_configuration_naming_a_connection_for_a_step_that_takes_none_is_refused() -> None:
