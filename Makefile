@@ -32,6 +32,8 @@ $(STAMP): requirements.txt requirements-dev.txt $(if $(PLATFORM),,locks/airflow-
 	$(VENV)/bin/uv pip install --python $(PY) --quiet --compile-bytecode \
 		-r requirements-dev.txt $(INPUT) -c $(LOCK)
 	rm -f $(VENV)/.installed-airflow-*
+	# The constraints this environment was built from (tests/test_deploy_system.py installs with them).
+	echo "$(LOCK)" > $(VENV)/.constraints
 	touch $(STAMP)
 
 demo: venv

@@ -70,6 +70,36 @@ def hook_lineage_collector() -> tuple[Any, type]:
     return get_hook_lineage_collector(), NoOpCollector
 
 
+def postgres_openlineage_converter() -> None:
+    """Give the OpenLineage provider a converter of ``postgres://`` assets where the postgres provider has none.
+
+    The OpenLineage provider turns a collected asset into a dataset only through the converter the
+    asset's provider registers for its scheme, and drops it otherwise. apache-airflow-providers-postgres
+    6.6.0 (Airflow 3.1.8's platform set) registers ``postgres://`` URIs without one (6.7.0 added
+    ``convert_asset_to_openlineage``), so every source table vanished from the COMPLETE events there and
+    only the S3 outputs remained. This registers the same conversion (naming spec: namespace
+    ``postgres://host:port``, name ``database.schema.table``) for this process; a provider that has its
+    own keeps it. Serves postgres provider < 6.7.0; remove when requirements.txt's lower bound reaches it."""
+    try:
+        from airflow.providers_manager import ProvidersManager
+
+        converters = ProvidersManager().asset_to_openlineage_converters
+    except (ImportError, AttributeError):  # no provider manager of this shape: nothing to complete
+        return
+    for scheme in ("postgres", "postgresql"):
+        converters.setdefault(scheme, _postgres_asset_to_openlineage)
+
+
+def _postgres_asset_to_openlineage(asset: Any, lineage_context: Any) -> Any:
+    from urllib.parse import urlsplit
+
+    from airflow.providers.common.compat.openlineage.facet import Dataset
+
+    parsed = urlsplit(asset.uri)
+    _, database, schema, table = parsed.path.split("/")
+    return Dataset(namespace=f"postgres://{parsed.netloc}", name=f"{database}.{schema}.{table}")
+
+
 def dag_run_info(*, run_after: Any, data_interval: Any) -> Any:
     """A timetable's ``DagRunInfo`` for a run without a partition.
 
@@ -114,4 +144,5 @@ __all__ = [
     "dag_run_info",
     "dag_serialization",
     "hook_lineage_collector",
+    "postgres_openlineage_converter",
 ]
