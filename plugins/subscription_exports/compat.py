@@ -70,6 +70,17 @@ def hook_lineage_collector() -> tuple[Any, type]:
     return get_hook_lineage_collector(), NoOpCollector
 
 
+def exception_for_callbacks(context: Any, exc: BaseException) -> None:
+    """Put the task's exception into its context, where its failure callback reads it.
+
+    A task process puts it there itself before the callbacks run, but Airflow 3.1's in-process runner
+    (``InProcessTestSupervisor.run_task``: ``airflow dags test``, ``dag.test()``) calls them without it,
+    so the failure alert blamed a killed worker ("failed without an exception") for a one-line
+    configuration error; 3.3's sets ``context["exception"] = error`` first. Serves 3.1.x (its own value,
+    where it has one, is kept); remove with 3.1."""
+    context.setdefault("exception", exc)
+
+
 def postgres_openlineage_converter() -> None:
     """Give the OpenLineage provider a converter of ``postgres://`` assets where the postgres provider has none.
 
@@ -143,6 +154,7 @@ __all__ = [
     "dag_bag_class",
     "dag_run_info",
     "dag_serialization",
+    "exception_for_callbacks",
     "hook_lineage_collector",
     "postgres_openlineage_converter",
 ]
