@@ -14,6 +14,11 @@ AIRFLOW_VERSION ?= $(or $(PLATFORM),$(AIRFLOW_NEWEST))
 PYTHON312 = $(firstword $(foreach p,python3.12 $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12),\
 	$(shell $(p) -c 'import sys; assert sys.version_info[:2] == (3, 12); print(sys.executable)' 2>/dev/null)))
 PYTHON ?= $(if $(PLATFORM),$(PYTHON312),$(shell command -v python3.11 || command -v python3))
+ifneq ($(PLATFORM),)
+ifeq ($(strip $(PYTHON)),)
+$(error Python 3.12 not found: the platform sets are compiled for it (install python3.12, or PYTHON=...))
+endif
+endif
 VENV   ?= $(if $(PLATFORM),.venv-platform-$(PLATFORM),$(if $(filter $(AIRFLOW_NEWEST),$(AIRFLOW_VERSION)),.venv,.venv-$(AIRFLOW_VERSION)))
 PY     := $(VENV)/bin/python
 LOCK   := $(if $(PLATFORM),locks/platform-$(PLATFORM).txt,locks/airflow-$(AIRFLOW_VERSION).txt)
