@@ -14,7 +14,8 @@ The platform sets (``locks/platform-<version>.txt``, Airflow's constraints of ea
 day, ``make platform-sets``): one per ``devtools.platform_sets.PLATFORM_VERSIONS``, none other; each
 records in its header the inputs the generator uses now (requirement, Python; ``--online`` also reads
 the release day from PyPI again and compares); and every range of requirements.txt admits the version
-each set pins (offline; tests/test_platform_sets.py resolves requirements.txt against each with uv).
+each set pins (offline; tests/test_platform_sets.py resolves requirements.txt against each with uv), and so does every
+development requirement (``make venv PLATFORM=<version>`` installs them on the set).
 """
 
 from __future__ import annotations
@@ -69,18 +70,18 @@ def problems_of(lock: Path, inputs: list[Requirement], runtime: list[Requirement
     return problems
 
 
-def range_conflicts(platform_set: Path, runtime: list[Requirement]) -> list[str]:
-    """Each range of requirements.txt that excludes the version a platform set pins, naming both."""
+def range_conflicts(platform_set: Path, runtime: list[Requirement], source: str = "requirements.txt") -> list[str]:
+    """Each requirement (of ``source``) that excludes the version a platform set pins, naming both."""
     pins = locked(platform_set)
     return [
-        f"requirements.txt asks for {req} but {platform_set.name} pins {req.name}=={pins[canonicalize_name(req.name)]}"
+        f"{source} asks for {req} but {platform_set.name} pins {req.name}=={pins[canonicalize_name(req.name)]}"
         for req in runtime
         if canonicalize_name(req.name) in pins
         and not req.specifier.contains(pins[canonicalize_name(req.name)], prereleases=True)
     ]
 
 
-def platform_problems(runtime: list[Requirement], *, online: bool) -> list[str]:
+def platform_problems(runtime: list[Requirement], dev: list[Requirement], *, online: bool) -> list[str]:
     problems = []
     wanted = {platform_sets.set_path(v): v for v in platform_sets.PLATFORM_VERSIONS}
     for stray in sorted(set(LOCKS.glob("platform-*.txt")) - set(wanted)):
@@ -95,6 +96,8 @@ def platform_problems(runtime: list[Requirement], *, online: bool) -> list[str]:
         if online and found != (now := platform_sets.platform_set_of(version)):
             problems.append(f"{path.name} records {found.header()[2:]}, PyPI now gives {now.header()[2:]}")
         problems += range_conflicts(path, runtime)
+        # `make venv PLATFORM=...` installs the development tools on the set too, changing no pin of it.
+        problems += range_conflicts(path, [r for r in dev if r not in runtime], "requirements-dev.txt")
     return problems
 
 
@@ -118,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         problems += [f"{lock.name}: {p}" for p in problems_of(lock, requirements(source) + dev, runtime)]
     for problem in problems:
         print(f"lock out of date: {problem}; run `make lock`", file=sys.stderr)
-    platform = platform_problems(runtime, online=online)
+    platform = platform_problems(runtime, dev, online=online)
     for problem in platform:
         print(f"platform set: {problem}", file=sys.stderr)
     if not problems:
@@ -126,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     if not platform:
         print(
             f"{len(platform_sets.PLATFORM_VERSIONS)} platform sets made from their inputs"
-            f"{' (release days checked on PyPI)' if online else ''}; requirements.txt admits every pin of them"
+            f"{' (release days checked on PyPI)' if online else ''}; "
+            "requirements.txt and requirements-dev.txt admit every pin of them"
         )
     return 1 if problems or platform else 0
 
