@@ -71,3 +71,23 @@ def test_a_package_the_set_lacks_is_added_and_uv_names_what_cannot_be(tmp_path):
     assert len(problems) == 1
     assert problems[0].startswith("uv cannot install requirements.txt on platform-3.1.8.txt:")
     assert "numba==0.61.0 depends on numpy>=1.24,<2.2 and you require numpy==2.4.3" in problems[0]
+
+
+def test_lockcheck_names_a_set_made_from_other_inputs_a_missing_one_and_a_stray_one(tmp_path, monkeypatch):
+    """`make lint`'s offline check of the committed sets: made from what the generator uses now, one per version."""
+    for version in platform_sets.PLATFORM_VERSIONS:
+        (tmp_path / f"platform-{version}.txt").write_text(platform_sets.set_path(version).read_text())
+    monkeypatch.setattr(platform_sets, "LOCKS", tmp_path)
+    monkeypatch.setattr(lockcheck, "LOCKS", tmp_path)
+    runtime = lockcheck.requirements(REQUIREMENTS)
+    assert lockcheck.platform_problems(runtime, [], online=False) == []
+    oldest, newest = platform_sets.PLATFORM_VERSIONS[0], platform_sets.PLATFORM_VERSIONS[-1]
+    made = tmp_path / f"platform-{oldest}.txt"
+    made.write_text(made.read_text().replace("python 3.12", "python 3.11", 1))
+    (tmp_path / f"platform-{newest}.txt").unlink()
+    (tmp_path / "platform-3.0.6.txt").write_text("")
+    assert lockcheck.platform_problems(runtime, [], online=False) == [
+        "platform-3.0.6.txt is no supported version's set (devtools/platform_sets.py PLATFORM_VERSIONS)",
+        f"platform-{oldest}.txt was made from apache-airflow[all]=={oldest} for Python 3.11",
+        f"platform-{newest}.txt is missing or has no header; run `make platform-sets`",
+    ]
