@@ -1,4 +1,5 @@
-"""What differs between the supported Airflow minors (3.1.x, 3.2.x, 3.3.x): the one place that knows.
+"""What differs between the supported Airflow minors (3.1.x, 3.2.x, 3.3.x), and between the provider
+versions their platform sets pin (locks/platform-<version>.txt, docs/deploy.md): the one place that knows.
 
 The rest of the package (and the tests) import these names from here instead of from Airflow. Each
 shim detects the API it needs (no version numbers compared) and says which Airflow it serves and when
