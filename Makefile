@@ -3,26 +3,42 @@
 # locks/airflow-<version>.in and a lock locks/airflow-<version>.txt (`make lock` regenerates them all);
 # `make venv AIRFLOW_VERSION=3.1.8` builds .venv-3.1.8 for another one, and
 # `make test AIRFLOW_VERSION=3.1.8` runs in it (PYTHON=... picks the interpreter, 3.11 or 3.12).
+# PLATFORM=<version> builds and uses .venv-platform-<version> instead: that Airflow with the libraries its
+# platforms install (locks/platform-<version>.txt, Airflow's constraints of its release day, `make
+# platform-sets`), requirements.txt and requirements-dev.txt on top, every pin of the set kept (-c).
 AIRFLOW_NEWEST  := 3.3.2
-AIRFLOW_VERSION ?= $(AIRFLOW_NEWEST)
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV   ?= $(if $(filter $(AIRFLOW_NEWEST),$(AIRFLOW_VERSION)),.venv,.venv-$(AIRFLOW_VERSION))
+PLATFORM ?=
+AIRFLOW_VERSION ?= $(or $(PLATFORM),$(AIRFLOW_NEWEST))
+# Platform sets are compiled for Python 3.12 (the managed services' Airflow 3 images): the first
+# interpreter that runs as 3.12 (pyenv's shim may only name one).
+PYTHON312 = $(firstword $(foreach p,python3.12 $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12),\
+	$(shell $(p) -c 'import sys; assert sys.version_info[:2] == (3, 12); print(sys.executable)' 2>/dev/null)))
+PYTHON ?= $(if $(PLATFORM),$(PYTHON312),$(shell command -v python3.11 || command -v python3))
+ifneq ($(PLATFORM),)
+ifeq ($(strip $(PYTHON)),)
+$(error Python 3.12 not found: the platform sets are compiled for it (install python3.12, or PYTHON=...))
+endif
+endif
+VENV   ?= $(if $(PLATFORM),.venv-platform-$(PLATFORM),$(if $(filter $(AIRFLOW_NEWEST),$(AIRFLOW_VERSION)),.venv,.venv-$(AIRFLOW_VERSION)))
 PY     := $(VENV)/bin/python
-LOCK   := locks/airflow-$(AIRFLOW_VERSION).txt
+LOCK   := $(if $(PLATFORM),locks/platform-$(PLATFORM).txt,locks/airflow-$(AIRFLOW_VERSION).txt)
+INPUT  := $(if $(PLATFORM),apache-airflow==$(PLATFORM),-r locks/airflow-$(AIRFLOW_VERSION).in)
 STAMP  := $(VENV)/.installed-airflow-$(AIRFLOW_VERSION)
 
-.PHONY: venv demo test test-fast bench bench-5m bench-scale lint format lock plugins-zip clean
+.PHONY: venv demo test test-fast bench bench-5m bench-scale lint format lock platform-sets plugins-zip clean
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt locks/airflow-$(AIRFLOW_VERSION).in $(LOCK)
+$(STAMP): requirements.txt requirements-dev.txt $(if $(PLATFORM),,locks/airflow-$(AIRFLOW_VERSION).in) $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip uv
 	# --compile-bytecode: as pip does by default; without .pyc files (uv's default, and machines that set
 	# PYTHONDONTWRITEBYTECODE) every task process compiles Airflow again: about 3 s per task start.
 	$(VENV)/bin/uv pip install --python $(PY) --quiet --compile-bytecode \
-		-r requirements-dev.txt -r locks/airflow-$(AIRFLOW_VERSION).in -c $(LOCK)
+		-r requirements-dev.txt $(INPUT) -c $(LOCK)
 	rm -f $(VENV)/.installed-airflow-*
+	# The constraints this environment was built from (tests/test_deploy_system.py installs with them).
+	echo "$(LOCK)" > $(VENV)/.constraints
 	touch $(STAMP)
 
 demo: venv
@@ -60,6 +76,11 @@ lock: venv
 		$(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --custom-compile-command "make lock" \
 			"$$input" requirements-dev.txt -o "$${input%.in}.txt"; \
 	done
+
+# Airflow's constraints of each supported release's day, as users' platforms install them
+# (devtools/platform_sets.py; the release day is read from PyPI). Minutes: every provider is resolved.
+platform-sets: venv
+	$(PY) -m devtools.platform_sets
 
 # plugins.zip for a managed Airflow service (docs/deploy.md): plugins/ with include/ inside the package.
 plugins-zip: venv

@@ -9,6 +9,13 @@ and a lock compiled from it with requirements-dev.txt (``make lock``). For every
   is satisfied by the locked version, so the ranges cover what the tests run with.
 
 And requirements.txt never names apache-airflow: installing it must not change a deployment's Airflow.
+
+The platform sets (``locks/platform-<version>.txt``, Airflow's constraints of each supported release's
+day, ``make platform-sets``): one per ``devtools.platform_sets.PLATFORM_VERSIONS``, none other; each
+records in its header the inputs the generator uses now (requirement, Python; ``--online`` also reads
+the release day from PyPI again and compares); and every range of requirements.txt admits the version
+each set pins (offline; tests/test_platform_sets.py resolves requirements.txt against each with uv), and so does every
+development requirement (``make venv PLATFORM=<version>`` installs them on the set).
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from devtools import platform_sets
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCKS = ROOT / "locks"
@@ -61,7 +70,39 @@ def problems_of(lock: Path, inputs: list[Requirement], runtime: list[Requirement
     return problems
 
 
-def main() -> int:
+def range_conflicts(platform_set: Path, runtime: list[Requirement], source: str = "requirements.txt") -> list[str]:
+    """Each requirement (of ``source``) that excludes the version a platform set pins, naming both."""
+    pins = locked(platform_set)
+    return [
+        f"{source} asks for {req} but {platform_set.name} pins {req.name}=={pins[canonicalize_name(req.name)]}"
+        for req in runtime
+        if canonicalize_name(req.name) in pins
+        and not req.specifier.contains(pins[canonicalize_name(req.name)], prereleases=True)
+    ]
+
+
+def platform_problems(runtime: list[Requirement], dev: list[Requirement], *, online: bool) -> list[str]:
+    problems = []
+    wanted = {platform_sets.set_path(v): v for v in platform_sets.PLATFORM_VERSIONS}
+    for stray in sorted(set(LOCKS.glob("platform-*.txt")) - set(wanted)):
+        problems.append(f"{stray.name} is no supported version's set (devtools/platform_sets.py PLATFORM_VERSIONS)")
+    for path, version in wanted.items():
+        found = platform_sets.recorded(path)
+        if found is None:
+            problems.append(f"{path.name} is missing or has no header; run `make platform-sets`")
+            continue
+        if (found.requirement, found.python) != (platform_sets.requirement_of(version), platform_sets.PLATFORM_PYTHON):
+            problems.append(f"{path.name} was made from {found.requirement} for Python {found.python}")
+        if online and found != (now := platform_sets.platform_set_of(version)):
+            problems.append(f"{path.name} records {found.header()[2:]}, PyPI now gives {now.header()[2:]}")
+        problems += range_conflicts(path, runtime)
+        # `make venv PLATFORM=...` installs the development tools on the set too, changing no pin of it.
+        problems += range_conflicts(path, [r for r in dev if r not in runtime], "requirements-dev.txt")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    online = "--online" in (sys.argv[1:] if argv is None else argv)
     runtime = requirements(ROOT / "requirements.txt")
     dev = requirements(ROOT / "requirements-dev.txt")
     problems: list[str] = []
@@ -80,9 +121,18 @@ def main() -> int:
         problems += [f"{lock.name}: {p}" for p in problems_of(lock, requirements(source) + dev, runtime)]
     for problem in problems:
         print(f"lock out of date: {problem}; run `make lock`", file=sys.stderr)
+    platform = platform_problems(runtime, dev, online=online)
+    for problem in platform:
+        print(f"platform set: {problem}", file=sys.stderr)
     if not problems:
         print(f"{len(inputs)} lock files match requirements.txt and the {len(dev)} development requirements")
-    return 1 if problems else 0
+    if not platform:
+        print(
+            f"{len(platform_sets.PLATFORM_VERSIONS)} platform sets made from their inputs"
+            f"{' (release days checked on PyPI)' if online else ''}; "
+            "requirements.txt and requirements-dev.txt admit every pin of them"
+        )
+    return 1 if problems or platform else 0
 
 
 if __name__ == "__main__":

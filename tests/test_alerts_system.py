@@ -9,6 +9,8 @@ by a real SMTP server on loopback (aiosmtpd) through the smtp provider's SmtpNot
 * a run that fails before any destination (a bad date range) still ends with a summary;
 * a Deadline Alert with a short interval fires for a run held back (DAG paused) and names every missing
   destination; it does not fire for a run that delivered in time (Airflow deletes its deadline);
+* under `airflow dags test` (no running Airflow) a failing destination's e-mail names the same cause
+  (Airflow 3.1's in-process runner gives the failure callback no exception: compat.exception_for_callbacks);
 * no secret (the store's key and secret, the SMTP password) appears in any message.
 """
 
@@ -23,7 +25,7 @@ from typing import Any
 
 import pytest
 from airflow_cluster import JWT_SECRET, ROOT, Airflow, free_port, running_airflow
-from conftest import EXPORTER, MISSING_BUCKET, SmtpSink, aws_connection, list_keys, source_connection
+from conftest import EXPORTER, MISSING_BUCKET, SmtpSink, aws_connection, list_keys, run_dag, source_connection
 
 pytestmark = pytest.mark.system
 
@@ -340,6 +342,30 @@ def test_deadline_fires_for_a_held_back_run_not_for_one_delivered_in_time(airflo
     ]
     assert [row["missed"] for row in deadline_rows(airflow, "alerts_held_back")] == [True]
     assert not [m for m in sink.received() if "LATE" in m["Subject"] and "alerts_in_time" in SmtpSink.text(m)]
+
+
+def test_a_failure_under_airflow_dags_test_names_the_logged_cause(airflow_db, seaweedfs, pg_database_factory, sink):
+    source_url = pg_database_factory(apps=[IOS, ANDROID], start=DAY, days=1, rows_per_day=30, seed=7)
+    value = {"source_conn_id": "subscription_source", "destinations": [ALPHA, BAD], "alerts": ALERTS}
+    before = len(sink.received())
+    result = run_dag(
+        DAG_ID,
+        logical_date=DAY.isoformat(),
+        connections={
+            "subscription_source": source_connection(source_url),
+            "exports_s3": aws_connection(seaweedfs),
+            "smtp_alerts": sink.connection(),
+        },
+        variables={"s3_export_destinations": json.dumps(value)},
+    )
+    assert result.returncode != 0, "the run with a missing bucket succeeded"
+    failed = [m for m in sink.received()[before:] if m["Subject"].startswith(f"[{DAG_ID}] FAILED: bad for ")]
+    assert len(failed) == 1, (result.stdout[-3000:], [m["Subject"] for m in sink.received()[before:]])
+    assert lines(failed[0])[3:6] == [
+        "Destination: bad",
+        "Table: (none: failed before exporting a table)",
+        f"Cause: {BAD_CAUSE}",
+    ]
 
 
 def test_no_secret_in_any_message(sink):

@@ -123,10 +123,14 @@ def test_dockerfile_install_resolves_to_the_tested_environment(tmp_path: Path) -
     words = dockerfile_pip_install()
     image_default = next(w for w in words if w.startswith("apache-airflow==")).split("==", 1)[1]
     copies = {image: ROOT / source for image, source in dockerfile_copies().items()}
-    # The image path of the constraints holds locks/airflow-<image default>.txt: use this Airflow's lock.
+    # The image path of the constraints holds locks/airflow-<image default>.txt: use the constraints this
+    # environment was built from (`make venv` records them: this Airflow's lock, or its platform set).
+    built_from = Path(sys.prefix) / ".constraints"
+    constraints = (
+        ROOT / built_from.read_text().strip() if built_from.is_file() else ROOT / f"locks/airflow-{airflow_version}.txt"
+    )
     copies = {
-        image: Path(str(path).replace(f"airflow-{image_default}.txt", f"airflow-{airflow_version}.txt"))
-        for image, path in copies.items()
+        image: constraints if path.name == f"airflow-{image_default}.txt" else path for image, path in copies.items()
     }
     command = [
         str(copies.get(w, w)) if w in copies else w.replace(f"=={image_default}", f"=={airflow_version}")

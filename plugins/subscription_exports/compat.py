@@ -1,4 +1,5 @@
-"""What differs between the supported Airflow minors (3.1.x, 3.2.x, 3.3.x): the one place that knows.
+"""What differs between the supported Airflow minors (3.1.x, 3.2.x, 3.3.x), and between the provider
+versions their platform sets pin (locks/platform-<version>.txt, docs/deploy.md): the one place that knows.
 
 The rest of the package (and the tests) import these names from here instead of from Airflow. Each
 shim detects the API it needs (no version numbers compared) and says which Airflow it serves and when
@@ -70,6 +71,47 @@ def hook_lineage_collector() -> tuple[Any, type]:
     return get_hook_lineage_collector(), NoOpCollector
 
 
+def exception_for_callbacks(context: Any, exc: BaseException) -> None:
+    """Put the task's exception into its context, where its failure callback reads it.
+
+    A task process puts it there itself before the callbacks run, but Airflow 3.1's in-process runner
+    (``InProcessTestSupervisor.run_task``: ``airflow dags test``, ``dag.test()``) calls them without it,
+    so the failure alert blamed a killed worker ("failed without an exception") for a one-line
+    configuration error; 3.3's sets ``context["exception"] = error`` first. Serves 3.1.x (its own value,
+    where it has one, is kept); remove with 3.1."""
+    context.setdefault("exception", exc)
+
+
+def postgres_openlineage_converter() -> None:
+    """Give the OpenLineage provider a converter of ``postgres://`` assets where the postgres provider has none.
+
+    The OpenLineage provider turns a collected asset into a dataset only through the converter the
+    asset's provider registers for its scheme, and drops it otherwise. apache-airflow-providers-postgres
+    6.6.0 (Airflow 3.1.8's platform set) registers ``postgres://`` URIs without one (6.7.0 added
+    ``convert_asset_to_openlineage``), so every source table vanished from the COMPLETE events there and
+    only the S3 outputs remained. This registers the same conversion (naming spec: namespace
+    ``postgres://host:port``, name ``database.schema.table``) for this process; a provider that has its
+    own keeps it. Serves postgres provider < 6.7.0; remove when requirements.txt's lower bound reaches it."""
+    try:
+        from airflow.providers_manager import ProvidersManager
+
+        converters = ProvidersManager().asset_to_openlineage_converters
+    except (ImportError, AttributeError):  # no provider manager of this shape: nothing to complete
+        return
+    for scheme in ("postgres", "postgresql"):
+        converters.setdefault(scheme, _postgres_asset_to_openlineage)
+
+
+def _postgres_asset_to_openlineage(asset: Any, lineage_context: Any) -> Any:
+    from urllib.parse import urlsplit
+
+    from airflow.providers.common.compat.openlineage.facet import Dataset
+
+    parsed = urlsplit(asset.uri)
+    _, database, schema, table = parsed.path.split("/")
+    return Dataset(namespace=f"postgres://{parsed.netloc}", name=f"{database}.{schema}.{table}")
+
+
 def dag_run_info(*, run_after: Any, data_interval: Any) -> Any:
     """A timetable's ``DagRunInfo`` for a run without a partition.
 
@@ -113,5 +155,7 @@ __all__ = [
     "dag_bag_class",
     "dag_run_info",
     "dag_serialization",
+    "exception_for_callbacks",
     "hook_lineage_collector",
+    "postgres_openlineage_converter",
 ]

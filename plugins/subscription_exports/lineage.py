@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from subscription_exports.compat import hook_lineage_collector
+from subscription_exports.compat import hook_lineage_collector, postgres_openlineage_converter
 
 log = logging.getLogger(__name__)
 
@@ -104,4 +104,9 @@ def for_export(destination: str, dialect: str, connection: Any) -> ExportLineage
     collector = active_collector()
     if collector is None:
         return None
+    if dialect == "postgres":
+        try:
+            postgres_openlineage_converter()
+        except Exception as exc:
+            log.warning("lineage: source tables may not reach OpenLineage: %s", exc)
     return ExportLineage(destination=destination, collector=collector, dialect=dialect, connection=connection)

@@ -30,7 +30,12 @@ from typing import Any, NoReturn
 from airflow.sdk import Asset, Param, get_current_context, task, task_group
 
 from subscription_exports import alerts
-from subscription_exports.compat import EXPONENTIAL_BACKOFF, AirflowFailException, connection_undefined
+from subscription_exports.compat import (
+    EXPONENTIAL_BACKOFF,
+    AirflowFailException,
+    connection_undefined,
+    exception_for_callbacks,
+)
 from subscription_exports.integrations import INTEGRATIONS
 
 log = logging.getLogger(__name__)
@@ -446,6 +451,16 @@ def export_tables(destination: str, window: dict[str, str], integration_id: str)
     # when it fails, so the map index shows the destination's name whatever fails below.
     context = get_current_context()
     _label(context, destination)
+    try:
+        return _export_destination(context, started, destination, window, integration_id)
+    except Exception as exc:
+        exception_for_callbacks(context, exc)  # the failure alert's cause (alerts.py)
+        raise
+
+
+def _export_destination(
+    context: Any, started: float, destination: str, window: dict[str, str], integration_id: str
+) -> dict[str, Any]:
     from subscription_exports import loading
 
     loading.load_export_modules()

@@ -50,7 +50,6 @@ SIX_PLACES = Decimal("0.000001")
 
 TEXT = pd.ArrowDtype(pa.string())
 NAIVE_UTC = pa.timestamp("us")
-MICROSECONDS = pd.ArrowDtype(NAIVE_UTC)
 
 
 @dataclass(frozen=True)
@@ -133,7 +132,9 @@ def parse_utc(values: pd.Series) -> pa.ChunkedArray:
             naive = naive.str.removesuffix(suffix)
         if ends.all():  # the usual case: one source writes one form (NA is skipped)
             break
-    return naive.astype(MICROSECONDS).array.__arrow_array__()
+    # Arrow's own cast, not pandas' astype: pandas 2.3 falls back to its datetime parser there and raises
+    # its ValueError, pandas 3 casts with Arrow (ArrowInvalid, the refusal the callers handle).
+    return pc.cast(naive.array.__arrow_array__(), NAIVE_UTC)
 
 
 TIMESTAMP_WIDTH = len("2026-03-07 12:34:56.100000")  # Arrow's text of a timestamp[us]
