@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # pandas: imported by the task, not at DAG parse time
 log = logging.getLogger(__name__)
 
 MANIFEST_SUFFIX = ".manifest.json"
+PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
 
 
 # Long exports log a progress line every PROGRESS_SECONDS or every PROGRESS_BYTES written, whichever first.
@@ -46,6 +47,7 @@ class ExportResult:
     bytes: int
     sha256: str
     seconds: float
+    row_groups: int | None = None  # Parquet only
 
     @property
     def uri(self) -> str:
@@ -57,7 +59,6 @@ class ExportResult:
 
 def object_key(dest: Destination, table: str, window: Window) -> str:
     """Deterministic key: scheduled/backfilled days overwrite their own key, ranges get their own."""
-    ext = "csv.gz" if dest.gzip else "csv"
     fields = {
         "table": table,
         "date": window.date_from.isoformat(),
@@ -65,7 +66,7 @@ def object_key(dest: Destination, table: str, window: Window) -> str:
         "date_to": window.date_to.isoformat(),
         "app_id": dest.app_id,
         "destination": dest.name,
-        "ext": ext,
+        "ext": dest.extension,
     }
     template = dest.key_template if window.kind == "daily" else dest.range_key_template
     relative = template.format(**fields)
@@ -73,7 +74,11 @@ def object_key(dest: Destination, table: str, window: Window) -> str:
 
 
 def upload_args(dest: Destination) -> dict[str, Any]:
-    args: dict[str, Any] = {"ContentType": "application/gzip" if dest.gzip else "text/csv; charset=utf-8"}
+    if dest.format == "parquet":
+        content_type = PARQUET_CONTENT_TYPE
+    else:
+        content_type = "application/gzip" if dest.gzip else "text/csv; charset=utf-8"
+    args: dict[str, Any] = {"ContentType": content_type}
     sse = dest.server_side_encryption
     if sse:
         args["ServerSideEncryption"] = sse.type
@@ -166,10 +171,19 @@ def export_table(
     upload_kw: dict[str, Any] = {"part_size": part_size} if part_size else {}
     upload = AtomicUpload(client, bucket=dest.bucket_name, key=key, extra_args=upload_args(dest), **upload_kw)
     sink = ObjectSink(upload, gzip=dest.gzip)
+    typed = None  # the Parquet file (format: parquet), written from the same shaped text as the CSV
     rows = 0
     next_bytes, next_time = PROGRESS_BYTES, started + PROGRESS_SECONDS
     try:
-        sink.write(transform.encode_header(header))
+        if dest.format == "parquet":
+            from subscription_exports.parquet import ParquetFile
+
+            typed = ParquetFile(
+                sink, spec.output_columns(with_attributes=options.with_attributes),
+                compression=dest.parquet_compression, destination=dest.name, table=spec.name,
+            )  # fmt: skip
+        else:
+            sink.write(transform.encode_header(header))
         columns = transform.source_columns(spec)
         # The parse is closed on any error before the stream is: it stops reading while the source is
         # still open (parsing.RowAlignedReader.stop), not when the process exits.
@@ -180,12 +194,21 @@ def export_table(
             for batch, special in transform.grouped_parsed(chunks):
                 if custom is None:
                     shaped = transform.shape_columns(batch, spec, options)
-                    encoded = transform.encode_shaped(shaped, quoting=transform.output_quoting(spec, options, special))
+                    if typed is not None:
+                        typed.write(list(shaped.values()))
+                        encoded = []
+                    else:
+                        quoting = transform.output_quoting(spec, options, special)
+                        encoded = transform.encode_shaped(shaped, quoting=quoting)
                     rows += batch.num_rows
                 else:
                     frame = transform.shape(batch, spec, options)
                     frame = custom_transform.apply(custom, frame, destination=dest.name, spec=dest.transform)
-                    encoded = transform.encode_row_buffers(frame)
+                    if typed is not None:
+                        typed.write(transform.text_columns(frame))
+                        encoded = []
+                    else:
+                        encoded = transform.encode_row_buffers(frame)
                     rows += len(frame)  # a destination's transform may drop rows
                 for lines in encoded:
                     sink.write(lines)
@@ -197,14 +220,18 @@ def export_table(
                         rows / max(now - started, 1e-9),
                     )  # fmt: skip
                     next_bytes, next_time = sink.size + PROGRESS_BYTES, now + PROGRESS_SECONDS
+        if typed is not None:
+            typed.close()
         # A manifest of an earlier export of this key must not describe the new bytes: once every
         # byte is stored, remove it just before they become visible (a new one follows). Without a
         # manifest the day reads as incomplete, never as complete with the wrong checksum.
         sink.commit(before_visible=lambda: client.delete_object(Bucket=dest.bucket_name, Key=key + MANIFEST_SUFFIX))
     except BaseException as exc:
+        if typed is not None:
+            typed.abort()
         sink.abort()
         if not isinstance(exc, Exception) or isinstance(exc, custom_transform.TransformError):
-            raise  # a step's one line already names the destination and the step: not retried
+            raise  # a step's one line (or a value no Parquet column can hold) names the destination: not retried
         raise ExportError(f"{_where(dest, key)}: export failed: {_cause(exc)}") from exc
     result = ExportResult(
         destination=dest.name,
@@ -217,9 +244,11 @@ def export_table(
         bytes=sink.size,
         sha256=sink.sha256.hexdigest(),
         seconds=round(time.monotonic() - started, 3),
+        row_groups=typed.row_groups if typed is not None else None,
     )
     # The manifest is written after the data, so its presence marks a complete export.
-    manifest = build_manifest(result, spec=spec, header=header, window=window, dest=dest, run_id=run_id)
+    schema = None if typed is None else typed.schema
+    manifest = build_manifest(result, spec=spec, header=header, window=window, dest=dest, run_id=run_id, schema=schema)
     try:
         client.put_object(
             Bucket=dest.bucket_name,
@@ -269,10 +298,22 @@ def _cause(exc: BaseException) -> str:
     return cause
 
 
+CSV_FORMAT = "csv; RFC 4180; UTF-8; header row; CRLF line endings; NULL as empty field"
+
+
 def build_manifest(
-    result: ExportResult, *, spec: TableSpec, header: list[str], window: Window, dest: Destination, run_id: str
+    result: ExportResult,
+    *,
+    spec: TableSpec,
+    header: list[str],
+    window: Window,
+    dest: Destination,
+    run_id: str,
+    schema: Any = None,
 ) -> dict[str, Any]:
-    return {
+    """The manifest beside the data file; ``schema``: the Parquet file's (``pyarrow.Schema``), for
+    ``format: parquet``."""
+    manifest = {
         "table": spec.name,
         "schema_version": spec.schema_version,
         "columns": header,
@@ -284,7 +325,17 @@ def build_manifest(
         "bytes": result.bytes,
         "sha256": result.sha256,
         "compression": "gzip" if dest.gzip else None,
-        "format": "csv; RFC 4180; UTF-8; header row; CRLF line endings; NULL as empty field",
+        "format": CSV_FORMAT,
         "run_id": run_id,
         "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
+    if dest.format == "parquet":
+        from subscription_exports.parquet import describe_schema
+
+        manifest |= {
+            "format": "parquet",
+            "compression": dest.parquet_compression,
+            "row_groups": result.row_groups,
+            "schema": describe_schema(schema),
+        }
+    return manifest
