@@ -19,6 +19,7 @@ cuts pages at its input's chunk boundaries): the same rows give the same bytes.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -105,9 +106,7 @@ def first_invalid(values: pa.ChunkedArray, type_: pa.DataType) -> tuple[int, str
 def expected_form(type_: pa.DataType) -> str:
     """What a value of ``type_`` must look like, for the error line."""
     if pa.types.is_decimal(type_):
-        return (
-            f"a decimal of at most {type_.precision - type_.scale} integer digits and {type_.scale} places ({type_})"
-        )
+        return f"a decimal of at most {type_.precision - type_.scale} integer digits and {type_.scale} places ({type_})"
     if pa.types.is_timestamp(type_):
         return f"an ISO 8601 timestamp with an offset, to the microsecond ({type_})"
     if pa.types.is_date(type_):
@@ -269,7 +268,5 @@ class ParquetFile:
         self._file.discard()
         self._pending = [[] for _ in self.schema]
         self._pending_rows = 0
-        try:
+        with contextlib.suppress(Exception):  # the upload is being aborted: the writer's failure adds nothing
             self._writer.close()
-        except Exception:  # the upload is being aborted: the writer's own failure adds nothing
-            pass

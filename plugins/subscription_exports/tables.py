@@ -278,7 +278,5 @@ def markdown_table(spec: TableSpec) -> str:
     for i, col in enumerate(spec.columns, 1):
         lines.append(f"| {i} | `{col.name}` | {col.kind.value} | `{col.parquet_type}` | {col.description} |")
     if spec.supports_attributes:
-        lines.append(
-            f"| + | `{ATTRIBUTES.name}` | json | `{ATTRIBUTES.parquet_type}` | {ATTRIBUTES.description} |"
-        )
+        lines.append(f"| + | `{ATTRIBUTES.name}` | json | `{ATTRIBUTES.parquet_type}` | {ATTRIBUTES.description} |")
     return "\n".join(lines)

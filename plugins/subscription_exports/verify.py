@@ -6,8 +6,9 @@ Re-reads the object in a single streamed pass (memory does not grow with its siz
 the stored bytes' count and sha256, the number of CSV data rows (after gunzip for ``.csv.gz``) and
 the header with ``<key>.manifest.json``. A Parquet object (manifest ``format: parquet``) is streamed
 to a temporary file while hashed, then its footer (rows, row groups, schema) is compared with the
-manifest and every row group is read (decoded and counted) one at a time. Prints one line, ``OK ...`` with exit code 0 on a match,
-else ``FAILED ...: <cause>`` with exit code 1 (2 for usage or connection problems).
+manifest and every row group is read (decoded and counted) one at a time. Prints one line,
+``OK ...`` with exit code 0 on a match, else ``FAILED ...: <cause>`` with exit code 1 (2 for usage
+or connection problems).
 """
 
 from __future__ import annotations
