@@ -62,9 +62,8 @@ def read_parquet(body: bytes, declared: list[str]) -> tuple[list[tuple[str, str]
         try:
             described = con.execute(f"DESCRIBE SELECT * FROM read_parquet('{file.name}')").fetchall()
             names = [row[0] for row in described]
-            select = ", ".join(
-                f'epoch_us("{n}")' if t.startswith("timestamp") else f'"{n}"' for n, t in zip(names, declared, strict=True)
-            )
+            pairs = zip(names, declared, strict=True)
+            select = ", ".join(f'epoch_us("{n}")' if t.startswith("timestamp") else f'"{n}"' for n, t in pairs)
             rows = con.execute(f"SELECT {select} FROM read_parquet('{file.name}')").fetchall()
         finally:
             con.close()

@@ -168,7 +168,7 @@ def test_an_empty_day_is_a_valid_file_with_the_schema_and_no_rows(table) -> None
 
 def test_giant_values_and_a_row_group_bound_by_bytes() -> None:
     columns = columns_of("ua_events")
-    giant = "😀,\"\r\n" * 300_000  # 3.3 MB of hostile text in one value
+    giant = '😀,"\r\n' * 300_000  # 3.3 MB of hostile text in one value
     groups = [text_group(columns, 0, 30)]
     json_at = [c.name for c in columns].index("custom_parameters")
     groups.append(text_group(columns, 30, 4))
