@@ -6,8 +6,7 @@ destination's own step returns): text. Only then is each column converted to its
 (``tables.Column.parquet_type``) by Arrow's cast, which is exact or fails: a decimal with more places
 than the column holds, text that is not a number, a timestamp without an offset or finer than a
 microsecond are refused (``ConversionError``: one line naming destination, table, column, row and
-value), never rounded. An empty value is NULL in a typed column, as in the CSV, and stays itself in a
-text column.
+value), never rounded. An empty value is NULL, as in the CSV (``convert``).
 
 Row groups: the converted columns are held until they make a row group (``ROW_GROUP_ROWS`` rows or
 ``ROW_GROUP_BYTES`` of Arrow data, whichever comes first), which is then written to the sink at once
@@ -79,11 +78,14 @@ def describe_schema(schema: pa.Schema) -> list[dict[str, str]]:
 def convert(values: pa.ChunkedArray, type_: pa.DataType) -> pa.ChunkedArray:
     """Text -> ``type_``, exactly (Arrow's safe cast), or ``pyarrow.ArrowInvalid``.
 
-    An empty value is NULL in a typed column (as in the CSV, where both are an empty field); text
-    stays text. The cast is tried first: most columns hold no empty value, and then one kernel suffices.
+    An empty value is NULL, in every column: the CSV writes both as an empty field, so the file holds
+    what the CSV holds, whichever the source (PostgreSQL's COPY tells an empty string from NULL, the
+    SQLite dump does not). For typed columns the cast is tried first: most hold no empty value, and
+    then one kernel suffices.
     """
     if type_ == pa.string():
-        return values
+        empty = pc.equal(values, "")
+        return pc.if_else(empty, pa.scalar(None, pa.string()), values) if pc.any(empty).as_py() else values
     try:
         return pc.cast(values, type_)
     except pa.ArrowInvalid:
