@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "querying.md"
 sys.path.insert(0, str(ROOT / "plugins"))
 
+from devtools.doc_tables import replace_section, rewrite  # noqa: E402
 from subscription_exports.tables import DATE32, INT64, STRING, TABLES, TIMESTAMP_UTC, TableSpec  # noqa: E402
 
 LOCATION = "s3://your-bucket/your-prefix"  # the destination's bucket and prefix (nested directories, folder)
@@ -167,17 +168,8 @@ def render_statements() -> str:
 
 
 def render(page: str) -> str:
-    pattern = re.compile(r"(<!-- statements -->\n).*?(<!-- /statements -->)", re.S)
-    page, count = pattern.subn(lambda m: m.group(1) + render_statements() + m.group(2), page)
-    if count != 1:
-        raise SystemExit(f"{PAGE.relative_to(ROOT)}: expected one <!-- statements --> section, found {count}")
-    return page
-
-
-def main() -> None:
-    PAGE.write_text(render(PAGE.read_text(encoding="utf-8")), encoding="utf-8")
-    print(f"updated {PAGE.relative_to(ROOT)}")
+    return replace_section(page, "statements", render_statements(), PAGE)
 
 
 if __name__ == "__main__":
-    main()
+    rewrite(PAGE, render)

@@ -37,8 +37,6 @@ pytestmark = pytest.mark.system
 
 IOS, NOBODY = "com.acme.ios", "com.acme.nobody"
 DAY = dt.date(2026, 3, 7)
-SEED_ARGS = {"apps": [IOS, "com.acme.android"], "start": dt.date(2026, 3, 6), "days": 3, "rows_per_day": 150,
-             "seed": 11}  # fmt: skip
 SETTINGS = {"conn_id": "exports_s3", "app_id": IOS, "include_events_without_profile": True,
             "exclude_historical_events": False, "send_user_attributes": True}  # fmt: skip
 RUNS = [(S3_EXPORT, "exports"), (CUSTOM_S3_UA_EXPORT, "adapty-ua")]  # (integration, bucket)
@@ -68,13 +66,13 @@ def key(folder: str, table: str, ext: str, day: dt.date = DAY) -> str:
 
 
 @pytest.fixture(scope="module")
-def pg_source(pg_database_factory) -> str:
-    return pg_database_factory(**SEED_ARGS)
+def pg_source(standard_pg_source) -> str:
+    return standard_pg_source
 
 
 @pytest.fixture(scope="module")
-def sqlite_source(sqlite_database_factory) -> str:
-    return str(sqlite_database_factory(**SEED_ARGS))
+def sqlite_source(standard_sqlite_source) -> str:
+    return standard_sqlite_source
 
 
 @pytest.fixture(scope="module")
