@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -356,6 +357,8 @@ def events_phase(store: SeaweedFS, args: argparse.Namespace) -> bool:
     copy_cmd = [pgserver.psql(), f"{PG}/{DB}", "-q", "-o", str(csv_path), "-c", copy_sql(query)]
     plain_cmd = ours_cmd("events", bench_destination("ours"))
     gzip_cmd = ours_cmd("events", bench_destination("ours-gzip", gzip=True))
+    parquet_cmd = ours_cmd("events", bench_destination("ours-parquet", format="parquet"))
+    snappy_cmd = ours_cmd("events", bench_destination("ours-snappy", format="parquet", compression="snappy"))
     system_cmd = ours_cmd("events", bench_destination("ours-system"))
     system_env = {**env, "SUBSCRIPTION_EXPORTS_ARROW_ALLOCATOR": "system"}
     sql_cmd = [PYTHON, "-c", SQL_TO_S3.format(query=str(query_file), bucket=BUCKET)]
@@ -364,6 +367,8 @@ def events_phase(store: SeaweedFS, args: argparse.Namespace) -> bool:
         ("upload", upload_cmd(store, csv_path, "baseline/events.csv"), env, args.repeat),
         ("ours", plain_cmd, env, args.repeat),
         ("ours_gzip", gzip_cmd, env, args.repeat),
+        ("ours_parquet", parquet_cmd, env, args.repeat),
+        ("ours_snappy", snappy_cmd, env, args.repeat),
         ("ours_system", system_cmd, system_env, args.repeat),
     ]
     if args.compare_root:
@@ -399,6 +404,12 @@ def events_phase(store: SeaweedFS, args: argparse.Namespace) -> bool:
     body = store.admin_client().get_object(Bucket=BUCKET, Key=ours["key"])["Body"].read()
     verdict = verify(body, "events", f"{PG}/{DB}") if not args.no_verify else "not checked (--no-verify)"
     gz = last_json(outputs["ours_gzip"])
+    stored = {name: last_json(outputs[name]) for name in FORMATS if name in outputs}
+    for name in ("ours_parquet", "ours_snappy"):
+        # The Parquet files hold the same rows: their footer's count against the CSV's.
+        footer = parquet_rows(store.admin_client(), stored[name]["key"])
+        if footer != ours["rows"]:
+            verdict = f"DIFFERENT: {name} holds {footer} rows, the CSV {ours['rows']}"
     fence = fence_seconds(csv_path, args.repeat)
     csv_path.unlink(missing_ok=True)
     report(
@@ -409,11 +420,55 @@ def events_phase(store: SeaweedFS, args: argparse.Namespace) -> bool:
         rows=ours["rows"],
         csv_bytes=ours["bytes"],
         gzip_bytes=gz["bytes"],
+        stored_bytes={name: result["bytes"] for name, result in stored.items()},
         verdict=verdict,
         fence=fence,
         args=args,
     )
     return verdict.startswith("identical") or args.no_verify
+
+
+# The formats `make bench` prints side by side (issue 38): path name -> label.
+FORMATS = {
+    "ours": "plain CSV",
+    "ours_gzip": "gzip CSV (ISA-L)",
+    "ours_parquet": "Parquet, zstd",
+    "ours_snappy": "Parquet, snappy",
+}
+
+
+def parquet_rows(client, key: str) -> int:
+    import pyarrow.parquet as pq
+
+    body = client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    return pq.ParquetFile(io.BytesIO(body)).metadata.num_rows
+
+
+def report_formats(
+    task: dict[str, float], tcpu: dict[str, float], peak: dict[str, int], stored_bytes: dict[str, int]
+) -> None:
+    """The formats side by side, each against plain CSV (bars: gzip 1.3x task CPU and 1.15x task time,
+    at most 30% of the bytes; Parquet 1.5x task CPU, at most 25% of the bytes)."""
+    print("\n| format | task CPU | task time | peak RSS | bytes | CPU / plain | time / plain | bytes / plain |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for key, label in FORMATS.items():
+        if key in tcpu and key in stored_bytes:
+            print(
+                f"| {label} | {tcpu[key]:.1f} s | {task[key]:.1f} s | {peak[key] / 2**20:.0f} MB "
+                f"| {stored_bytes[key] / 1e6:.1f} MB | {tcpu[key] / tcpu['ours']:.2f}x "
+                f"| {task[key] / task['ours']:.2f}x "
+                f"| {stored_bytes[key] / stored_bytes['ours']:.1%} |"
+            )
+    # The Parquet bars are the default's (zstd); snappy, printed beside it, trades bytes for speed.
+    bars = {"ours_gzip": (1.3, 1.15, 0.30), "ours_parquet": (1.5, None, 0.25)}
+    for key, (cpu_bar, time_bar, bytes_bar) in bars.items():
+        if key not in tcpu or key not in stored_bytes:
+            continue
+        met = tcpu[key] / tcpu["ours"] <= cpu_bar and stored_bytes[key] / stored_bytes["ours"] <= bytes_bar
+        met = met and (time_bar is None or task[key] / task["ours"] <= time_bar)
+        time_text = f", {time_bar}x task time" if time_bar else ""
+        print(f"{FORMATS[key]}: {'meets' if met else 'MISSES'} its bars ({cpu_bar}x task CPU{time_text}, "
+              f"{bytes_bar:.0%} of the bytes)")  # fmt: skip
 
 
 def others_phase(store: SeaweedFS, args: argparse.Namespace) -> bool:
@@ -644,6 +699,7 @@ def report(
     rows: int,
     csv_bytes: int,
     gzip_bytes: int,
+    stored_bytes: dict[str, int],
     verdict: str,
     fence: tuple[float, float, float, float, float],
     args: argparse.Namespace,
@@ -661,6 +717,8 @@ def report(
         "sqltos3": "SqlToS3Operator (defaults)",
         "ours": "ours: events export, PostgreSQL -> S3",
         "ours_gzip": "ours with gzip",
+        "ours_parquet": "ours, Parquet (zstd)",
+        "ours_snappy": "ours, Parquet (snappy)",
         "ours_system": "ours, Arrow on the system allocator (SUBSCRIPTION_EXPORTS_ARROW_ALLOCATOR)",
         "compared": f"the export of --compare-root {args.compare_root}",
     }
@@ -694,6 +752,7 @@ def report(
               f"{tcpu['sqltos3'] / tcpu['ours']:.2f}x by task CPU   (bar: at least 8x)")  # fmt: skip
     print(f"gzip cost: {wall['ours_gzip'] / ours:.2f}x the time, {cpu['ours_gzip'] / cpu['ours']:.2f}x the CPU, "
           f"{gzip_bytes / csv_bytes:.0%} of the bytes")  # fmt: skip
+    report_formats(task, tcpu, peak, stored_bytes)
     print(
         f"peak RSS of our export: {peak['ours'] / 2**20:.0f} MB   (bar: at most 280 MB); of it "
         f"{peak_anon['ours'] / 2**20:.0f} MB anonymous, {(peak['ours'] - peak_anon['ours']) / 2**20:.0f} MB "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,19 +18,26 @@ sys.path.insert(0, str(ROOT / "plugins"))
 from subscription_exports.tables import TABLES, markdown_table  # noqa: E402
 
 
-def render(page: str) -> str:
-    for name, spec in TABLES.items():
-        pattern = re.compile(rf"(<!-- table:{name} -->\n).*?(<!-- /table:{name} -->)", re.S)
-        page, count = pattern.subn(lambda m, spec=spec: m.group(1) + markdown_table(spec) + "\n" + m.group(2), page)
-        if count != 1:
-            raise SystemExit(f"{PAGE.relative_to(ROOT)}: expected one <!-- table:{name} --> section, found {count}")
+def replace_section(page: str, marker: str, body: str, path: Path = PAGE) -> str:
+    """``page`` with what lies between ``<!-- marker -->`` and ``<!-- /marker -->`` replaced by ``body``."""
+    pattern = re.compile(rf"(<!-- {re.escape(marker)} -->\n).*?(<!-- /{re.escape(marker)} -->)", re.S)
+    page, count = pattern.subn(lambda m: m.group(1) + body + m.group(2), page)
+    if count != 1:
+        raise SystemExit(f"{path.relative_to(ROOT)}: expected one <!-- {marker} --> section, found {count}")
     return page
 
 
-def main() -> None:
-    PAGE.write_text(render(PAGE.read_text(encoding="utf-8")), encoding="utf-8")
-    print(f"updated {PAGE.relative_to(ROOT)}")
+def rewrite(path: Path, render: Callable[[str], str]) -> None:
+    """Write ``render`` of the page at ``path`` back to it."""
+    path.write_text(render(path.read_text(encoding="utf-8")), encoding="utf-8")
+    print(f"updated {path.relative_to(ROOT)}")
+
+
+def render(page: str) -> str:
+    for name, spec in TABLES.items():
+        page = replace_section(page, f"table:{name}", markdown_table(spec) + "\n")
+    return page
 
 
 if __name__ == "__main__":
-    main()
+    rewrite(PAGE, render)

@@ -5,6 +5,7 @@ Nothing here skips: when a component cannot start, the test fails and says how t
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import shutil
@@ -118,6 +119,24 @@ def sqlite_database_factory(tmp_path_factory: pytest.TempPathFactory) -> Any:
         return path
 
     return create
+
+
+# The seed most DAG-run tests read: two apps, three days around 2026-03-07, 150 rows a day (read only:
+# a test that changes rows seeds its own database).
+STANDARD_SEED = {"apps": ["com.acme.ios", "com.acme.android"], "start": dt.date(2026, 3, 6), "days": 3,
+                 "rows_per_day": 150, "seed": 11}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def standard_pg_source(pg_database_factory) -> str:
+    """A PostgreSQL source seeded with STANDARD_SEED, shared by the session."""
+    return pg_database_factory(**STANDARD_SEED)
+
+
+@pytest.fixture(scope="session")
+def standard_sqlite_source(sqlite_database_factory) -> str:
+    """A SQLite source seeded with STANDARD_SEED, shared by the session."""
+    return str(sqlite_database_factory(**STANDARD_SEED))
 
 
 # -- SeaweedFS ---------------------------------------------------------------------------------

@@ -118,6 +118,31 @@ def test_gzip_stream_across_parts_is_exact(seaweedfs, s3):
     assert list_multipart_uploads(s3, "exports") == []
 
 
+def test_gzip_is_standard_and_the_same_data_gives_the_same_bytes(seaweedfs, s3):
+    """ISA-L's deflate (s3.gzip_compressor) in a gzip container: the system's `gzip -d` gives the plain
+    bytes back, the header carries no time (mtime 0), and two uploads of the same data are identical."""
+    import subprocess
+
+    from devtools.synthetic import HOSTILE_TEXT
+
+    lines = [
+        f"{i},{HOSTILE_TEXT[i % len(HOSTILE_TEXT)]!r},2026-03-07T12:34:{i % 60:02d}.{i:06d}+00:00\r\n"
+        for i in range(99_999)
+    ]
+    data = "".join(lines).encode()
+    bodies = []
+    for name in ("first.csv.gz", "second.csv.gz"):
+        sink = ObjectSink(AtomicUpload(seaweedfs.client_for(EXPORTER), bucket="exports", key=name), gzip=True)
+        for start in range(0, len(data), 999_999):
+            sink.write(data[start : start + 999_999])
+        sink.commit()
+        bodies.append(s3.get_object(Bucket="exports", Key=name)["Body"].read())
+    assert bodies[0] == bodies[1]
+    assert bodies[0][:4] == b"\x1f\x8b\x08\x00" and bodies[0][4:8] == b"\0\0\0\0"  # gzip, deflate, no name, mtime 0
+    assert subprocess.run(["gzip", "-dc"], input=bodies[0], capture_output=True, check=True).stdout == data
+    assert len(bodies[0]) < 0.3 * len(data)
+
+
 def test_default_upload_overlaps_parts_but_holds_at_most_one_more_buffer(seaweedfs, s3):
     """Two parts upload at once by default (the export waits less on the store), and memory stays
     bounded: never more than PARTS_IN_FLIGHT parts uploading, and part buffers are reused, so the

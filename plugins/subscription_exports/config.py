@@ -107,6 +107,10 @@ class Destination(BaseModel):
     exclude_historical_events: bool = True
     include_events_without_profile: bool = False
     send_user_attributes: bool = False
+    # The file's format: CSV (the seeds', default) or typed Parquet (docs/table-shapes.md: each column's
+    # type); CSV may be gzipped, Parquet compresses its pages (zstd unless ``compression`` says otherwise).
+    format: Literal["csv", "parquet"] = "csv"
+    compression: Literal["zstd", "snappy", "gzip", "none"] | None = None
     gzip: bool = False
     key_template: str = DEFAULT_KEY_TEMPLATE
     range_key_template: str = DEFAULT_RANGE_KEY_TEMPLATE
@@ -163,6 +167,20 @@ class Destination(BaseModel):
             raise ValueError("lists a table twice")
         return v
 
+    @field_validator("compression")
+    @classmethod
+    def _compression(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None and info.data.get("format", "parquet") == "csv":
+            raise ValueError("applies to format 'parquet' only (a CSV file is compressed with gzip: true)")
+        return v
+
+    @field_validator("gzip")
+    @classmethod
+    def _gzip(cls, v: bool, info: ValidationInfo) -> bool:
+        if v and info.data.get("format") == "parquet":
+            raise ValueError("applies to format 'csv' only (a Parquet file compresses its pages: see 'compression')")
+        return v
+
     @field_validator("key_template")
     @classmethod
     def _key_template(cls, v: str) -> str:
@@ -203,6 +221,18 @@ class Destination(BaseModel):
     @property
     def bucket_name(self) -> str:
         return self.bucket.partition("/")[0]
+
+    @property
+    def parquet_compression(self) -> str:
+        """The Parquet file's page compression (zstd unless the destination chose another)."""
+        return self.compression or "zstd"
+
+    @property
+    def extension(self) -> str:
+        """The data file's extension, as key templates' ``{ext}`` reads it."""
+        if self.format == "parquet":
+            return "parquet"
+        return "csv.gz" if self.gzip else "csv"
 
     @property
     def prefix(self) -> str:

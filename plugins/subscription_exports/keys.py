@@ -54,7 +54,7 @@ class KeyPattern:
 def _pattern(owner: Owner, dest: Destination, template: str, table: str, kind: str, suffix: str) -> KeyPattern:
     known = {
         "table": table,
-        "ext": "csv.gz" if dest.gzip else "csv",
+        "ext": dest.extension,
         "app_id": dest.app_id,
         "destination": dest.name,
     }

@@ -33,7 +33,6 @@ each task in a process of its own. On a C library other than glibc the threshold
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import logging
 import os
@@ -90,12 +89,13 @@ def bound_process_memory() -> None:
             JEMALLOC_CONF_VARIABLE,
             JEMALLOC_CONF,
         )
-    name = ctypes.util.find_library("c")
+    # The process's own symbols (dlopen(NULL)), where the C library's are: ctypes.util.find_library("c")
+    # would run `ldconfig -p` in a child process, a fork of the whole task (which `make bench`, summing
+    # the process tree, once caught as a 450 MB peak).
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError, TypeError):  # not glibc: the allocator decides
-        log.debug("mallopt not available (%s); the C library's defaults apply", name)
+        log.debug("mallopt not available; the C library's defaults apply")
         return
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     if mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) != 1:

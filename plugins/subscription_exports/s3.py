@@ -15,7 +15,6 @@ import os
 import re
 import threading
 import uuid
-import zlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -342,15 +341,27 @@ class AtomicUpload:
         self._pending.clear()
 
 
+# gzip by ISA-L's deflate (``isal``), level 3, its best: about 260 MB/s of an export's CSV on this
+# machine against 46 MB/s for zlib at level 6, for 29% of the plain bytes against 26% (ISA-L's level 2
+# is as fast but stores 30.3%). Standard gzip: any gunzip gives the plain bytes back.
+GZIP_LEVEL = 3
+
+
+def gzip_compressor(level: int = GZIP_LEVEL) -> Any:
+    """A deflate stream in a gzip container with mtime 0 (wbits 31), so identical data gives identical bytes."""
+    from isal import isal_zlib
+
+    return isal_zlib.compressobj(level, isal_zlib.DEFLATED, 31)
+
+
 class ObjectSink:
     """Optional gzip, then sha256 and byte count of exactly the bytes stored, then the upload."""
 
-    def __init__(self, upload: AtomicUpload, *, gzip: bool, gzip_level: int = 6) -> None:
+    def __init__(self, upload: AtomicUpload, *, gzip: bool, gzip_level: int = GZIP_LEVEL) -> None:
         self.upload = upload
         self.sha256 = hashlib.sha256()
         self.size = 0
-        # wbits=31: gzip container with mtime 0, so identical data gives identical bytes.
-        self._compressor = zlib.compressobj(gzip_level, zlib.DEFLATED, 31) if gzip else None
+        self._compressor = gzip_compressor(gzip_level) if gzip else None
 
     def _emit(self, data: bytes) -> None:
         if data:

@@ -27,12 +27,40 @@ class Kind(StrEnum):
 
 TIMESTAMP_FORMAT_DOC = "YYYY-MM-DDTHH:MM:SS.ffffff+00:00 (ISO 8601, UTC, always 6 fraction digits)"
 
+# Parquet column types (``format: parquet``), spelled as Arrow prints them (``str(pyarrow type)``);
+# subscription_exports.parquet maps each to its Arrow type. Money is the source's numeric(18, 4)
+# (include/sql/postgres/schema.sql), never a float; derived metrics keep their 6 places, in 38 digits
+# (1000 * a numeric(18, 4) spend over a count cannot exceed them).
+STRING = "string"
+TIMESTAMP_UTC = "timestamp[us, tz=UTC]"
+DATE32 = "date32[day]"
+INT64 = "int64"
+MONEY = "decimal128(18, 4)"
+METRIC = "decimal128(38, 6)"
+PARQUET_TYPES: dict[Kind, str] = {
+    Kind.TEXT: STRING,
+    Kind.EVENT_TYPE: STRING,
+    Kind.TIMESTAMP: TIMESTAMP_UTC,
+    Kind.DATE: DATE32,
+    Kind.DECIMAL: MONEY,
+    Kind.INTEGER: INT64,
+    Kind.JSON: STRING,  # the same JSON text the CSV holds
+    Kind.RATIO: METRIC,
+}
+
 
 @dataclass(frozen=True)
 class Column:
     name: str
     kind: Kind
     description: str
+    # The column's type in a Parquet file: by default its kind's (PARQUET_TYPES); a column whose
+    # source has another precision (e.g. numeric(20, 8)) names its own here.
+    parquet_type: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.parquet_type:
+            object.__setattr__(self, "parquet_type", PARQUET_TYPES[self.kind])
 
 
 @dataclass(frozen=True)
@@ -66,6 +94,10 @@ class TableSpec:
         if with_attributes:
             names.append(ATTRIBUTES.name)
         return names
+
+    def output_columns(self, *, with_attributes: bool) -> list[Column]:
+        """The file's columns in order (``header``'s names), with their kinds and Parquet types."""
+        return [*self.columns, ATTRIBUTES] if with_attributes else list(self.columns)
 
     def sql_file(self, dialect: str) -> str:
         return f"{dialect}/{self.name}.sql"
@@ -242,9 +274,9 @@ TABLES: dict[str, TableSpec] = {t.name: t for t in (EVENTS, PAYWALL_VISITS, UA_E
 
 def markdown_table(spec: TableSpec) -> str:
     """The column table of docs/table-shapes.md for ``spec`` (a test keeps the page and code in step)."""
-    lines = ["| # | column | format | description |", "|---|---|---|---|"]
+    lines = ["| # | column | format | Parquet type | description |", "|---|---|---|---|---|"]
     for i, col in enumerate(spec.columns, 1):
-        lines.append(f"| {i} | `{col.name}` | {col.kind.value} | {col.description} |")
+        lines.append(f"| {i} | `{col.name}` | {col.kind.value} | `{col.parquet_type}` | {col.description} |")
     if spec.supports_attributes:
-        lines.append(f"| + | `{ATTRIBUTES.name}` | json | {ATTRIBUTES.description} |")
+        lines.append(f"| + | `{ATTRIBUTES.name}` | json | `{ATTRIBUTES.parquet_type}` | {ATTRIBUTES.description} |")
     return "\n".join(lines)
