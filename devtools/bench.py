@@ -151,8 +151,11 @@ def bench_destination(folder: str, **settings) -> dict:
     return {"name": "bench", "conn_id": "bench_s3", "bucket": BUCKET, "folder": folder, "app_id": APP, **settings}
 
 
-def ours_cmd(table: str, dest: dict, source_conn: str = "bench_source", root: Path = ROOT) -> list[str]:
-    """Our export of ``table`` in a process of its own; ``root``: another checkout's code (--compare-root)."""
+def ours_cmd(
+    table: str, dest: dict, source_conn: str = "bench_source", root: Path = ROOT, *, dry_run: bool = False
+) -> list[str]:
+    """Our export of ``table`` in a process of its own; ``root``: another checkout's code (--compare-root);
+    ``dry_run``: the dry run of the same export (everything but the upload, exporter.dry_run_table)."""
     from subscription_exports.integrations import INTEGRATIONS
 
     integration = next(i for i in INTEGRATIONS.values() if table in i.table_names)
@@ -164,6 +167,8 @@ def ours_cmd(table: str, dest: dict, source_conn: str = "bench_source", root: Pa
         source_conn=source_conn,
         table=table,
         day=DAY.isoformat(),
+        function="dry_run_table" if dry_run else "export_table",
+        stored="" if dry_run else ', client=client, run_id="bench"',
     )
     return [PYTHON, "-c", code]
 
@@ -201,9 +206,8 @@ OURS = TASK_PRELUDE + textwrap.dedent(
     dialect, conn = source.connect({source_conn!r})
     client = s3.s3_client("bench_s3")
     with ThreadCpu() as threads:
-        result = exporter.export_table(integration=integration, spec=integration.table({table!r}), dest=dest,
-            window=day_window(dt.date.fromisoformat({day!r})), dialect=dialect, connection=conn,
-            client=client, run_id="bench")
+        result = exporter.{function}(integration=integration, spec=integration.table({table!r}), dest=dest,
+            window=day_window(dt.date.fromisoformat({day!r})), dialect=dialect, connection=conn{stored})
     print("thread_cpu=" + json.dumps(threads.by_group()))
     print(json.dumps(result.to_dict()))
     """
@@ -360,6 +364,7 @@ def events_phase(store: SeaweedFS, args: argparse.Namespace) -> bool:
     parquet_cmd = ours_cmd("events", bench_destination("ours-parquet", format="parquet"))
     snappy_cmd = ours_cmd("events", bench_destination("ours-snappy", format="parquet", compression="snappy"))
     system_cmd = ours_cmd("events", bench_destination("ours-system"))
+    dry_run_cmd = ours_cmd("events", bench_destination("ours"), dry_run=True)
     system_env = {**env, "SUBSCRIPTION_EXPORTS_ARROW_ALLOCATOR": "system"}
     sql_cmd = [PYTHON, "-c", SQL_TO_S3.format(query=str(query_file), bucket=BUCKET)]
     paths = [
@@ -370,6 +375,7 @@ def events_phase(store: SeaweedFS, args: argparse.Namespace) -> bool:
         ("ours_parquet", parquet_cmd, env, args.repeat),
         ("ours_snappy", snappy_cmd, env, args.repeat),
         ("ours_system", system_cmd, system_env, args.repeat),
+        ("ours_dry_run", dry_run_cmd, env, args.repeat),
     ]
     if args.compare_root:
         compare_cmd = ours_cmd("events", bench_destination("compared"), root=args.compare_root.resolve())
@@ -410,6 +416,9 @@ def events_phase(store: SeaweedFS, args: argparse.Namespace) -> bool:
         footer = parquet_rows(store.admin_client(), stored[name]["key"])
         if footer != ours["rows"]:
             verdict = f"DIFFERENT: {name} holds {footer} rows, the CSV {ours['rows']}"
+    dry = last_json(outputs["ours_dry_run"])
+    if (dry["rows"], dry["bytes"], dry["sha256"]) != (ours["rows"], ours["bytes"], ours["sha256"]):
+        verdict = f"DIFFERENT: the dry run reported {dry['rows']} rows, {dry['bytes']} bytes, sha256 {dry['sha256']}"
     fence = fence_seconds(csv_path, args.repeat)
     csv_path.unlink(missing_ok=True)
     report(
@@ -720,6 +729,7 @@ def report(
         "ours_parquet": "ours, Parquet (zstd)",
         "ours_snappy": "ours, Parquet (snappy)",
         "ours_system": "ours, Arrow on the system allocator (SUBSCRIPTION_EXPORTS_ARROW_ALLOCATOR)",
+        "ours_dry_run": "ours, dry run (everything but the upload)",
         "compared": f"the export of --compare-root {args.compare_root}",
     }
     print(f"\n{rows:,} events rows, {csv_bytes / 1e6:.0f} MB CSV ({gzip_bytes / 1e6:.0f} MB gzip); "
@@ -758,7 +768,11 @@ def report(
         f"{peak_anon['ours'] / 2**20:.0f} MB anonymous, {(peak['ours'] - peak_anon['ours']) / 2**20:.0f} MB "
         f"file-backed (libraries' pages; {'as the machine had them' if args.keep_page_cache else 'read in fresh'})"
     )
-    for key, what in (("ours_system", "Arrow on the system allocator"), ("compared", "--compare-root")):
+    for key, what in (
+        ("ours_system", "Arrow on the system allocator"),
+        ("ours_dry_run", "a dry run (per destination and table)"),
+        ("compared", "--compare-root"),
+    ):
         if key in tcpu:
             print(f"{what}: {tcpu[key] / tcpu['ours']:.2f}x our task CPU, {task[key] / task['ours']:.2f}x "
                   f"the task time, peak RSS {peak[key] / 2**20:.0f} MB ({(peak[key] - peak['ours']) / 2**20:+.0f} MB)"

@@ -128,6 +128,9 @@ class DryRunResult:
     bytes: int
     sha256: str
 
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
 
 class DiscardedUpload:
     """An ``AtomicUpload`` that stores nothing: what a dry run writes its bytes to (counted and hashed
