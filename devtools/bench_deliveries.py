@@ -52,6 +52,19 @@ def destinations(count: int) -> list[dict]:
     ]  # fmt: skip
 
 
+def _row_makers(tis: list, xcoms: list, dag_run_id: int, run_id: str, end: dt.datetime) -> tuple:
+    """Appenders of task_instance and xcom rows of one run (the columns the inserts below name)."""
+
+    def ti(task_id: str, map_index: int, state: str, label: str | None = None) -> None:
+        tis.append((str(uuid.uuid4()), task_id, DAG_ID, run_id, map_index, 1, 0, "default_pool", 1,
+                    state, end, end + dt.timedelta(minutes=5), label, "not_started"))  # fmt: skip
+
+    def xcom(task_id: str, map_index: int, key: str, value: object) -> None:
+        xcoms.append((dag_run_id, task_id, map_index, key, DAG_ID, run_id, end, json.dumps(value)))
+
+    return ti, xcom
+
+
 def fill(url: str, count: int, days: int) -> int:
     """The metadata rows of `days` daily runs over `count` destinations; returns the rows written."""
     import psycopg2
@@ -73,14 +86,9 @@ def fill(url: str, count: int, days: int) -> int:
                 (DAG_ID, run_id, end, start, start, end, end, end + dt.timedelta(minutes=20)),
             )
             dag_run_id = cur.fetchone()[0]
-            tis, xcoms = [], []
-
-            def ti(task_id: str, map_index: int, state: str, label: str | None = None) -> None:
-                tis.append((str(uuid.uuid4()), task_id, DAG_ID, run_id, map_index, 1, 0, "default_pool", 1,
-                            state, end, end + dt.timedelta(minutes=5), label, "not_started"))  # fmt: skip
-
-            def xcom(task_id: str, map_index: int, key: str, value: object) -> None:
-                xcoms.append((dag_run_id, task_id, map_index, key, DAG_ID, run_id, end, json.dumps(value)))
+            tis: list[tuple] = []
+            xcoms: list[tuple] = []
+            ti, xcom = _row_makers(tis, xcoms, dag_run_id, run_id, end)
 
             ti("resolve_window", -1, "success")
             xcom("resolve_window", -1, "return_value", {"start": start.isoformat(), "end": end.isoformat(),
@@ -114,8 +122,7 @@ def fill(url: str, count: int, days: int) -> int:
             )
             psycopg2.extras.execute_values(
                 cur,
-                'INSERT INTO xcom (dag_run_id, task_id, map_index, key, dag_id, run_id, "timestamp", value) '
-                "VALUES %s",
+                'INSERT INTO xcom (dag_run_id, task_id, map_index, key, dag_id, run_id, "timestamp", value) VALUES %s',
                 xcoms,
                 template="(%s, %s, %s, %s, %s, %s, %s, %s::jsonb)",
                 page_size=2000,
@@ -178,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     warnings.simplefilter("ignore")
-    import airflow.settings  # noqa: F401
+    import airflow.settings
 
     warnings.simplefilter("ignore")
     result = measure(args.destinations, args.days, args.repeat)

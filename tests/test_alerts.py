@@ -301,8 +301,8 @@ def test_a_scheduled_run_created_after_its_deadline_is_late_in_its_summary_not_b
     env = {"SUBSCRIPTION_EXPORTS_DELIVERY_DEADLINE": "D+1 08:00"}
     day = dt.datetime(2026, 3, 7, tzinfo=dt.UTC)
     deadline = dt.datetime(2026, 3, 8, 8, tzinfo=dt.UTC)
-    unpaused_late = {"run_type": "scheduled", "logical_date": day, "queued_at": dt.datetime(2026, 3, 9, 10, 5,
-                                                                                             tzinfo=dt.UTC)}  # fmt: skip
+    created = dt.datetime(2026, 3, 9, 10, 5, tzinfo=dt.UTC)  # e.g. the DAG unpaused two days late
+    unpaused_late = {"run_type": "scheduled", "logical_date": day, "queued_at": created}
     assert alerts.created_after_deadline("scheduled", unpaused_late["queued_at"], deadline)
     assert alerts.late_line("s3_export", unpaused_late, env) == (
         "Late: the run was created at 2026-03-09 10:05 UTC, after its delivery deadline 2026-03-08 08:00 UTC "
@@ -319,6 +319,7 @@ def test_a_scheduled_run_created_after_its_deadline_is_late_in_its_summary_not_b
 
 def test_the_late_message_is_not_sent_for_a_run_created_after_its_deadline(monkeypatch, caplog) -> None:
     """The triggerer's callback returns before it reads the settings (replaced by a guard that fails the test)."""
+
     def must_not_run(*_args, **_kwargs):
         raise AssertionError("settings read: the LATE message would be sent")
 

@@ -66,14 +66,16 @@ def test_each_cell_from_the_latest_real_run_of_its_day():
         "backfill__d1": {0: failed(0, "a"), 1: failed(1, "b")},
         "manual__d1_again": {0: delivered(0, "a", rows=9), 1: failed(1, "b", "cause of b")},
         "dry__d2": {0: delivered(0, "a"), 1: m.TaskOutcome(1, "running", 1, None, "b (#1)")},
-        "backfill__d3": {0: m.TaskOutcome(0, "up_for_retry", 1, None, "b (#0)", failure={"cause": "busy"}),
-                         1: delivered(1, "a", rows=3)},  # fmt: skip
+        "backfill__d3": {
+            0: m.TaskOutcome(0, "up_for_retry", 1, None, "b (#0)", failure={"cause": "busy"}),
+            1: delivered(1, "a", rows=3),
+        },
         "dry__d3_later": {0: delivered(0, "a"), 1: delivered(1, "b")},
     }
     mx = build(runs, outcomes)
     a, b = (r.cells for r in mx.rows)
-    assert (a["2026-03-06"].state, a["2026-03-06"].rows, a["2026-03-06"].run_id) == ("delivered", {"events": 9},
-                                                                                      "manual__d1_again")  # fmt: skip
+    first = a["2026-03-06"]
+    assert (first.state, first.rows, first.run_id) == ("delivered", {"events": 9}, "manual__d1_again")
     assert a["2026-03-06"].objects["events"]["key"] == "a/events.csv" and a["2026-03-06"].bytes == 100
     assert (b["2026-03-06"].state, b["2026-03-06"].cause, b["2026-03-06"].try_number) == ("failed", "cause of b", 2)
     assert a["2026-03-07"].state == "dry_run" and b["2026-03-07"].state == "running"
@@ -130,7 +132,9 @@ def test_the_html_escapes_hostile_names_and_causes():
     hostile = "<script>alert(1)</script>'\""
     dests = [m.DestinationInEffect(hostile, hostile, "b", "p", problem=hostile)]
     mx = build([run("r", D1, [hostile])], {"r": {0: failed(0, hostile, cause=hostile)}}, dests)
-    html = page.matrix_page(mx, prefix="/deliveries", ui_base="", rows=mx.rows, filters={"name": hostile}, apps=[hostile])
+    html = page.matrix_page(
+        mx, prefix="/deliveries", ui_base="", rows=mx.rows, filters={"name": hostile}, apps=[hostile]
+    )
     assert "<script>alert" not in html and html.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 4
     assert "data-state='failed'" in html and "1 of 1" not in html and "0 of 1 delivered" in html
 

@@ -56,7 +56,9 @@ def dest(name: str, app: str, bucket: str = BUCKET) -> dict[str, Any]:
 GOOD = [dest("acme-ios", IOS), dest("acme-android", ANDROID), dest("beta-ios", IOS)]
 BROKEN = dest("broken-bucket", ANDROID, MISSING_BUCKET)
 FIXED = dest("broken-bucket", ANDROID)
-BROKEN_CAUSE = f"destination 'broken-bucket' (connection 'exports_s3', bucket '{MISSING_BUCKET}'): check failed: NoSuchBucket"
+BROKEN_CAUSE = (
+    f"destination 'broken-bucket' (connection 'exports_s3', bucket '{MISSING_BUCKET}'): check failed: NoSuchBucket"
+)
 
 
 def daily_key(name: str, table: str, day: dt.date) -> str:
@@ -220,9 +222,7 @@ def test_the_page_shows_every_destination_against_every_day(airflow, browser, ad
         "broken-bucket"
     ]
     browser.get(page_url(airflow) + f"&app={IOS}&name=beta")
-    assert [r.get_attribute("data-row") for r in browser.find_elements(By.CSS_SELECTOR, "tr[data-row]")] == [
-        "beta-ios"
-    ]
+    assert [r.get_attribute("data-row") for r in browser.find_elements(By.CSS_SELECTOR, "tr[data-row]")] == ["beta-ios"]
 
 
 def test_the_page_is_in_airflows_ui(airflow, browser):
@@ -234,7 +234,9 @@ def test_the_page_is_in_airflows_ui(airflow, browser):
     sign_in(browser, airflow, "admin")
     for path in (f"/dags/{DAG_ID}/plugin/deliveries-of-dag", "/plugin/deliveries"):
         browser.get(f"{airflow.base_url}{path}")
-        frame = WebDriverWait(browser, 60).until(expected_conditions.presence_of_element_located((By.TAG_NAME, "iframe")))
+        frame = WebDriverWait(browser, 60).until(
+            expected_conditions.presence_of_element_located((By.TAG_NAME, "iframe"))
+        )
         if path.startswith("/dags"):
             time.sleep(2)
             screenshot(browser, "deliveries-in-airflow-ui")
@@ -292,7 +294,8 @@ def test_the_cli_prints_the_same_matrix(airflow):
     assert [d["delivered"] for d in shown["days"]] == [3, 3, 3, 0]
     broken = next(d for d in shown["destinations"] if d["name"] == "broken-bucket")
     assert {day: c["state"] for day, c in broken["cells"].items()} == {
-        **{str(d): "failed" for d in DAYS}, str(MISSING_DAY): "not_run"
+        **{str(d): "failed" for d in DAYS},
+        str(MISSING_DAY): "not_run",
     }
     causes = [c.get("cause", "") for day, c in broken["cells"].items() if day != str(MISSING_DAY)]
     assert all(cause.startswith(BROKEN_CAUSE) for cause in causes), causes
@@ -345,7 +348,5 @@ def test_fix_then_re_export_failed_cells_and_a_missing_day_from_the_page(airflow
         daily_key("broken-bucket", t, d) for t in TABLES for d in [*DAYS, MISSING_DAY]
     )
     # as the signed-in user, through Airflow's REST API: its audit log names the user and the clear
-    audit = airflow.query(
-        "SELECT event, owner FROM log WHERE dag_id = %s AND event LIKE %s", DAG_ID, "%clear%"
-    )
+    audit = airflow.query("SELECT event, owner FROM log WHERE dag_id = %s AND event LIKE %s", DAG_ID, "%clear%")
     assert audit and {row["owner"] for row in audit} == {"admin"}, audit

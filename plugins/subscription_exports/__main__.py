@@ -21,7 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     deliveries = commands.add_parser("deliveries", help="destinations x days: delivered, failed (cause), not run")
     commands.add_parser("config", help="config check [FILE ...]: every problem of every destination", add_help=False)
-    commands.add_parser("verify", help="verify --conn-id CONN s3://...: objects against their manifests", add_help=False)
+    commands.add_parser(
+        "verify", help="verify --conn-id CONN s3://...: objects against their manifests", add_help=False
+    )
     from subscription_exports.deliveries import cli
 
     cli.add_arguments(deliveries)

@@ -12,6 +12,7 @@ access 403, and neither gets any data.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -21,11 +22,11 @@ from html import escape
 from typing import Any
 from urllib.parse import parse_qs, quote, urlparse
 
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
-from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
-from airflow.api_fastapi.core_api.security import get_user, requires_access_dag
 from subscription_exports.deliveries import matrix as m
 from subscription_exports.deliveries import page, store
 from subscription_exports.integrations import INTEGRATIONS
@@ -103,10 +104,8 @@ def _api(request: Request, method: str, path: str, body: Any) -> tuple[int, Any]
             return resp.status, json.loads(resp.read() or b"null")
     except urllib.error.HTTPError as exc:
         detail = exc.read()[:2000].decode(errors="replace")
-        try:
+        with contextlib.suppress(ValueError, AttributeError):
             detail = json.loads(detail).get("detail", detail)
-        except (ValueError, AttributeError):
-            pass
         return exc.code, detail
 
 
@@ -130,7 +129,7 @@ def create_app() -> FastAPI:
     app = FastAPI(title="Deliveries (subscription_exports)", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/", response_class=HTMLResponse)
-    def index(request: Request, user: Any = Depends(get_user)) -> HTMLResponse:
+    def index(request: Request, user: GetUserDep) -> HTMLResponse:
         from airflow.api_fastapi.app import get_auth_manager
 
         manager = get_auth_manager()
@@ -243,7 +242,9 @@ async def _run_reexport(request: Request, dag_id: str, runs: dict[str, list[int]
             "task_ids": [[store.EXPORT_TASK, i] for i in sorted(set(indexes))],
             "include_upstream": False, "include_downstream": False,
         }  # fmt: skip
-        status, answer = await asyncio.to_thread(_api, request, "POST", f"dags/{quote(dag_id)}/clearTaskInstances", body)
+        status, answer = await asyncio.to_thread(
+            _api, request, "POST", f"dags/{quote(dag_id)}/clearTaskInstances", body
+        )
         if status == 200:
             done.append(f"{len(indexes)} cleared in {run_id}")
         else:
@@ -262,11 +263,12 @@ async def _run_reexport(request: Request, dag_id: str, runs: dict[str, list[int]
     log.info("deliveries page: re-export of %s: %s; refused: %s", dag_id, done, errors)
     if errors and not done:
         text = "; ".join(errors)
-        return HTMLResponse(page.message_page("Re-export refused", text, _prefix(request)), 403 if "403" in text else 400)
+        return HTMLResponse(
+            page.message_page("Re-export refused", text, _prefix(request)), 403 if "403" in text else 400
+        )
     summary = "Re-export requested: " + "; ".join(done) + (f". Refused: {'; '.join(errors)}" if errors else "")
     from urllib.parse import urlencode
 
     return RedirectResponse(
         f"{_prefix(request)}/dags/{quote(dag_id)}?" + urlencode({"requested": summary[:500]}), status_code=303
     )
-

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all", action="store_true", help="also list delivered cells")
 
 
-def lines(mx, rows, *, show_all: bool) -> list[str]:  # noqa: ANN001
+def lines(mx, rows, *, show_all: bool) -> list[str]:
     from subscription_exports.deliveries import matrix as m
 
     out = [f"{mx.dag_id}: destinations from {mx.origin}"]

@@ -247,7 +247,9 @@ def build(
             ranges.append(run)
     rows = {d.name: Row(d, True, {}) for d in destinations}
     deciding = {day: _latest(found) for day, found in by_day.items()}
-    named = {run.run_id: _outcome_by_name(run, outcomes.get(run.run_id, {})) for run in [*deciding.values(), *ranges] if run}
+    named = {
+        run.run_id: _outcome_by_name(run, outcomes.get(run.run_id, {})) for run in [*deciding.values(), *ranges] if run
+    }
     for run in deciding.values():
         for name in named[run.run_id]:
             if name not in rows:
@@ -260,9 +262,7 @@ def build(
                 row.cells[day.isoformat()] = Cell(NOT_RUN, note="no run exported this day")
             elif run.names is not None and row.destination.name not in run.names:
                 note = "not configured when this run started" if run.state not in ("queued",) else None
-                row.cells[day.isoformat()] = (
-                    Cell(NOT_RUN, run.run_id, note=note) if note else cell_of(run, None)
-                )
+                row.cells[day.isoformat()] = Cell(NOT_RUN, run.run_id, note=note) if note else cell_of(run, None)
             else:
                 row.cells[day.isoformat()] = cell_of(run, named[run.run_id].get(row.destination.name))
     range_runs = sorted(ranges, key=lambda r: (r.start or dt.datetime.min.replace(tzinfo=dt.UTC), r.run_id))

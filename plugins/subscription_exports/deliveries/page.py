@@ -126,14 +126,17 @@ def matrix_page(
     dag = mx.dag_id
     days = [d.isoformat() for d in mx.days]
     head = [f"<h1>Deliveries: {escape(dag)}</h1>"]
-    head.append(f"<div class='origin'>Destinations in effect from {escape(mx.origin)}; days {days[0]} .. {days[-1]} UTC")
+    head.append(
+        f"<div class='origin'>Destinations in effect from {escape(mx.origin)}; days {days[0]} .. {days[-1]} UTC"
+    )
     head.append(f" · <a href='{prefix}/'>all export DAGs</a> · <a href='{ui_base}/dags/{quote(dag)}'>DAG</a></div>")
     if banner:
         head.append(banner)
     if mx.problem:
         head.append(f"<div class='banner error problem'>The configuration cannot be read: {escape(mx.problem)}</div>")
     options = "".join(
-        f"<option value='{escape(a)}'{' selected' if a == filters.get('app') else ''}>{escape(a)}</option>" for a in apps
+        f"<option value='{escape(a)}'{' selected' if a == filters.get('app') else ''}>{escape(a)}</option>"
+        for a in apps
     )
     head.append(
         f"<form class='filters' method='get' action='{prefix}/dags/{quote(dag)}'>"

@@ -9,6 +9,7 @@ read. Runs in the api-server (the plugin's app) or a CLI process with Airflow's 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -28,10 +29,13 @@ _in_effect_cache: dict[str, tuple[list[matrix.DestinationInEffect], str]] = {}
 
 
 def variable_text(key: str) -> str | None:
-    """An Airflow Variable as the api-server reads it (secrets backends, environment, database)."""
+    """An Airflow Variable as the api-server reads it (secrets backends, environment, database).
+
+    Airflow's own model, not the Task SDK's ``Variable``: that one asks a task's supervisor, which the
+    api-server and a CLI process do not have (Airflow 3.1-3.3; the api-server's own routes use the model)."""
     from airflow.models import Variable
 
-    return Variable.get(key, default_var=None)
+    return Variable.get(key, default_var=None)  # noqa: AIR311
 
 
 def destinations_in_effect(
@@ -51,10 +55,8 @@ def destinations_in_effect(
     others = []
     for other in INTEGRATIONS.values():
         if other.dag_id != integration.dag_id:
-            try:
+            with contextlib.suppress(config.ConfigError):  # that DAG's own problem (its page shows it)
                 others.append(config.load_configuration(other, variable_text=texts.get(other.dag_id)))
-            except config.ConfigError:
-                pass  # that DAG's own problem (its page shows it)
     valid, invalid = own.valid_destinations()
     clashes: dict[str, str] = {}
     for clash in keys.configuration_collisions([own, *others], limit=10_000):
@@ -110,16 +112,13 @@ def _midnight(day: dt.date) -> dt.datetime:
 def read_runs(session: Any, dag_id: str, first: dt.date, last: dt.date) -> list[matrix.Run]:
     """The runs that can have exported a day of first..last: a data interval meeting those days, or a
     run after `first` (manual runs without a logical date, range runs)."""
-    from sqlalchemy import and_, or_, select
-
     from airflow.models.dagrun import DagRun
+    from sqlalchemy import and_, or_, select
 
     t = DagRun.__table__.c
     start, end = _midnight(first), _midnight(last + dt.timedelta(days=1))
     rows = session.execute(
-        select(
-            t.run_id, t.state, t.run_type, t.data_interval_start, t.data_interval_end, t.conf, t.run_after
-        ).where(
+        select(t.run_id, t.state, t.run_type, t.data_interval_start, t.data_interval_end, t.conf, t.run_after).where(
             t.dag_id == dag_id,
             or_(and_(t.data_interval_start < end, t.data_interval_end > start), t.run_after >= start),
         )
@@ -160,9 +159,8 @@ def read_runs(session: Any, dag_id: str, first: dt.date, last: dt.date) -> list[
 
 
 def _xcoms(session: Any, dag_id: str, task_id: str, run_ids: list[str], map_index: int) -> dict[str, Any]:
-    from sqlalchemy import select
-
     from airflow.models.xcom import XComModel
+    from sqlalchemy import select
 
     t = XComModel.__table__.c
     rows = session.execute(
@@ -179,10 +177,9 @@ def _xcoms(session: Any, dag_id: str, task_id: str, run_ids: list[str], map_inde
 
 def read_outcomes(session: Any, dag_id: str, run_ids: list[str]) -> dict[str, dict[int, matrix.TaskOutcome]]:
     """Every map index of export_tables in `run_ids`, with the outcome its try kept."""
-    from sqlalchemy import select
-
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.xcom import XComModel
+    from sqlalchemy import select
 
     if not run_ids:
         return {}
@@ -244,9 +241,8 @@ def _read(session, dag_id, days, destinations, origin, problem) -> matrix.Matrix
 
 def read_object_ref(session: Any, dag_id: str, run_id: str, map_index: int, table: str) -> dict[str, Any] | None:
     """The object a map index wrote for `table` (bucket, key, manifest_key, bytes), from its XCom."""
-    from sqlalchemy import select
-
     from airflow.models.xcom import XComModel
+    from sqlalchemy import select
 
     x = XComModel.__table__.c
     value = session.execute(
