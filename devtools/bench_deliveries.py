@@ -101,7 +101,7 @@ def fill(url: str, count: int, days: int) -> int:
                 if failed:
                     cause = (f"destination '{name}' (connection 'exports_s3', bucket 'scale'): check failed: "
                              "AccessDenied")  # fmt: skip
-                    xcom("destination.export_tables", i, "delivery_failure",
+                    xcom("destination.export_tables", i, "delivery",
                          {"cause": cause, "table": None, "try_number": 1})  # fmt: skip
                     continue
                 objects = {
@@ -109,10 +109,13 @@ def fill(url: str, count: int, days: int) -> int:
                         "manifest_key": f"d/{name}/{t}/dt={day}/{t}_{day}.csv.manifest.json", "bytes": 1000 + i}
                     for t in ("events", "paywall_visits")
                 }  # fmt: skip
-                xcom("destination.export_tables", i, "return_value", {
-                    "destination": name, "window": str(day), "rows": {"events": 10 + i, "paywall_visits": 5},
-                    "objects": objects,
-                })  # fmt: skip
+                xcom(
+                    "destination.export_tables",
+                    i,
+                    "return_value",
+                    {"destination": name, "window": str(day), "rows": {"events": 10 + i, "paywall_visits": 5}},
+                )
+                xcom("destination.export_tables", i, "delivery", {"objects": objects})  # fmt: skip
             psycopg2.extras.execute_values(
                 cur,
                 "INSERT INTO task_instance (id, task_id, dag_id, run_id, map_index, try_number, max_tries, pool, "

@@ -37,13 +37,15 @@ def run(run_id: str, day: dt.date, names: list[str] | None, *, dry: bool = False
 
 def delivered(i: int, name: str, rows: int = 7, try_number: int = 1) -> m.TaskOutcome:
     objects = {"events": {"bucket": "b", "key": f"{name}/events.csv", "manifest_key": "m", "bytes": 100}}
-    result = {"destination": name, "rows": {"events": rows}, "objects": objects}
-    return m.TaskOutcome(i, "success", try_number, at(D4), f"{name} (#{i})", result=result)
+    result = {"destination": name, "rows": {"events": rows}}
+    return m.TaskOutcome(
+        i, "success", try_number, at(D4), f"{name} (#{i})", result=result, delivery={"objects": objects}
+    )
 
 
 def failed(i: int, name: str, cause: str = "destination 'x': check failed: NoSuchBucket") -> m.TaskOutcome:
     failure = {"cause": cause, "table": None, "try_number": 2}
-    return m.TaskOutcome(i, "failed", 2, at(D4), f"{name} (#{i})", failure=failure)
+    return m.TaskOutcome(i, "failed", 2, at(D4), f"{name} (#{i})", delivery=failure)
 
 
 IN_EFFECT = [m.DestinationInEffect("a", "app.ios", "b", "p/a"), m.DestinationInEffect("b", "app.and", "b", "p/b")]
@@ -67,7 +69,7 @@ def test_each_cell_from_the_latest_real_run_of_its_day():
         "manual__d1_again": {0: delivered(0, "a", rows=9), 1: failed(1, "b", "cause of b")},
         "dry__d2": {0: delivered(0, "a"), 1: m.TaskOutcome(1, "running", 1, None, "b (#1)")},
         "backfill__d3": {
-            0: m.TaskOutcome(0, "up_for_retry", 1, None, "b (#0)", failure={"cause": "busy"}),
+            0: m.TaskOutcome(0, "up_for_retry", 1, None, "b (#0)", delivery={"cause": "busy"}),
             1: delivered(1, "a", rows=3),
         },
         "dry__d3_later": {0: delivered(0, "a"), 1: delivered(1, "b")},

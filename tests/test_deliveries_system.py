@@ -158,8 +158,12 @@ def screenshot(browser: Any, name: str) -> None:
         browser.save_screenshot(str(Path(target) / f"{name}.png"))
 
 
+def page_path(last: dt.date = MISSING_DAY) -> str:
+    return f"/deliveries/dags/{DAG_ID}?from={DAYS[0]}&to={last}"
+
+
 def page_url(airflow: Airflow, last: dt.date = MISSING_DAY) -> str:
-    return f"{airflow.base_url}/deliveries/dags/{DAG_ID}?from={DAYS[0]}&to={last}"
+    return f"{airflow.base_url}{page_path(last)}"
 
 
 def cell(browser: Any, name: str, day: dt.date) -> Any:
@@ -201,17 +205,22 @@ def test_the_page_shows_every_destination_against_every_day(airflow, browser, ad
         for good in GOOD:
             shown = cell(browser, good["name"], day)
             assert shown.get_attribute("data-state") == "delivered", shown.text
+            total = 0
             for table in TABLES:
                 key = daily_key(good["name"], table, day)
                 manifest = json.loads(admin.get_object(Bucket=BUCKET, Key=key + ".manifest.json")["Body"].read())
-                assert f"s3://{BUCKET}/{key}" in shown.text
-                assert f"{table}: {manifest['rows']:,} rows" in shown.text, shown.text
+                details = shown.get_attribute("textContent")  # the keys are in a closed <details>
+                assert f"s3://{BUCKET}/{key}" in details and f"{table}: {manifest['rows']:,} rows" in details, details
+                total += manifest["rows"]
+            assert f"{total:,} rows" in shown.text and "try 1" in shown.text, shown.text
     missing = cell(browser, "acme-ios", MISSING_DAY)
     assert missing.get_attribute("data-state") == "not_run" and "no run exported this day" in missing.text
     assert "0 of 4 delivered" in browser.find_element(By.CSS_SELECTOR, f"th[data-day-header='{MISSING_DAY}']").text
 
     # the manifest link shows the manifest's content, read from the store
-    cell(browser, "acme-ios", DAYS[0]).find_element(By.LINK_TEXT, "manifest").click()
+    first = cell(browser, "acme-ios", DAYS[0])
+    first.find_element(By.TAG_NAME, "summary").click()
+    first.find_element(By.LINK_TEXT, "manifest").click()
     shown = json.loads(browser.find_element(By.ID, "manifest").text)
     stored = admin.get_object(Bucket=BUCKET, Key=daily_key("acme-ios", "events", DAYS[0]) + ".manifest.json")
     assert shown == json.loads(stored["Body"].read())
@@ -237,8 +246,9 @@ def test_the_page_is_in_airflows_ui(airflow, browser):
         frame = WebDriverWait(browser, 60).until(
             expected_conditions.presence_of_element_located((By.TAG_NAME, "iframe"))
         )
-        if path.startswith("/dags"):
-            time.sleep(2)
+        if path.startswith("/dags"):  # the tab shows the last 14 days: the test's days are in March 2026
+            browser.execute_script("arguments[0].src = arguments[1]", frame, page_path())
+            time.sleep(3)
             screenshot(browser, "deliveries-in-airflow-ui")
         browser.switch_to.frame(frame)
         WebDriverWait(browser, 60).until(expected_conditions.presence_of_element_located((By.TAG_NAME, "h1")))
@@ -324,8 +334,9 @@ def test_fix_then_re_export_failed_cells_and_a_missing_day_from_the_page(airflow
     assert f"{MISSING_DAY} (no run yet" in confirm, confirm
     screenshot(browser, "deliveries-confirm")
     browser.find_element(By.ID, "confirm").click()
-    banner = browser.find_element(By.ID, "requested").text
-    assert "cleared" in banner and "backfill" in banner, banner
+    banner = browser.find_elements(By.ID, "requested")
+    assert banner, browser.find_element(By.TAG_NAME, "body").text
+    assert "cleared" in banner[0].text and "backfill" in banner[0].text, banner[0].text
 
     def delivered() -> bool:
         cells = [cell(browser, "broken-bucket", d) for d in [*DAYS, MISSING_DAY]]
@@ -341,7 +352,8 @@ def test_fix_then_re_export_failed_cells_and_a_missing_day_from_the_page(airflow
             key = daily_key("broken-bucket", table, day)
             manifest = json.loads(admin.get_object(Bucket=BUCKET, Key=key + ".manifest.json")["Body"].read())
             assert manifest["app_id"] == ANDROID
-            assert f"s3://{BUCKET}/{key}" in shown.text and f"{table}: {manifest['rows']:,} rows" in shown.text
+            details = shown.get_attribute("textContent")
+            assert f"s3://{BUCKET}/{key}" in details and f"{table}: {manifest['rows']:,} rows" in details, details
         if day in DAYS:
             assert "try 2" in shown.text, shown.text  # the same map index, cleared and run again
     assert sorted(k for k in list_keys(admin, BUCKET, "dl/broken-bucket/") if k.endswith(".csv")) == sorted(

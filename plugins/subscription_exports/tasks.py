@@ -440,9 +440,9 @@ def _conn_problem(exc: Exception, conn_id: str) -> str:
 )
 def export_tables(destination: str, window: dict[str, str], integration_id: str) -> dict[str, Any]:
     """Validate, check and export one destination (read as it is now); one summary line and one
-    Asset event per table. Returns {destination, window, rows per table, objects per table: bucket, key,
-    manifest_key, bytes} (dry_run: true on dry runs); a failed try leaves its one-line cause in the XCom
-    ``FAILURE_KEY`` (the deliveries page reads both from the metadata database, without logs or S3)."""
+    Asset event per table. Returns only {destination, window, rows per table} (dry_run: true on dry runs);
+    the XCom ``DELIVERY_KEY`` keeps the outcome for the deliveries page (read from the metadata database,
+    without logs or S3): per table bucket, key, manifest_key and bytes, or the failed try's one-line cause."""
     # The label first: Airflow renders map_index_template from this context when the task ends, also
     # when it fails, so the map index shows the destination's name whatever fails below.
     context = get_current_context()
@@ -454,9 +454,11 @@ def export_tables(destination: str, window: dict[str, str], integration_id: str)
         raise
 
 
-# The XCom of a map index's failed try: {"cause": the ERROR line as logged, "table", "try_number"}.
-# Airflow clears a map index's XComs when it runs again, so it is the latest try's only.
-FAILURE_KEY = "delivery_failure"
+# The XCom of a map index's outcome: {"objects": {table: {bucket, key, manifest_key, bytes}}} when it
+# delivered, {"cause": the ERROR line as logged, "table", "try_number"} when a try failed. Airflow clears
+# a map index's XComs when it runs again, so it is the latest try's only. Not in the return value, whose
+# `Done. Returned value was: ...` log line stays short.
+DELIVERY_KEY = "delivery"
 
 
 def _record_failure(context: Any, exc: BaseException, destination: str) -> None:
@@ -467,7 +469,7 @@ def _record_failure(context: Any, exc: BaseException, destination: str) -> None:
     table = context.get(alerts.FAILED_TABLE_KEY)
     cause = alerts_airflow.redact(alerts.failure_cause(exc, destination, table))
     try:
-        ti.xcom_push(key=FAILURE_KEY, value={"cause": cause, "table": table, "try_number": ti.try_number})
+        ti.xcom_push(key=DELIVERY_KEY, value={"cause": cause, "table": table, "try_number": ti.try_number})
     except Exception as push_error:
         log.warning("cause of %s not kept for the deliveries page: %s", destination, push_error)
 
@@ -543,8 +545,9 @@ def _export_destination(context: Any, destination: str, window: dict[str, str], 
         connection.close()
     marks["export"] = time.monotonic()
     _log_timings(dest.name, started, marks)
-    outcome = {"destination": dest.name, "window": win.label, "rows": rows}
-    return outcome | ({"dry_run": True} if dry_run else {"objects": objects})
+    if not dry_run:
+        context["ti"].xcom_push(key=DELIVERY_KEY, value={"objects": objects})
+    return {"destination": dest.name, "window": win.label, "rows": rows} | ({"dry_run": True} if dry_run else {})
 
 
 def _log_timings(name: str, started: float, marks: dict[str, float]) -> None:

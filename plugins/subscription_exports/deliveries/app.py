@@ -147,21 +147,21 @@ def create_app() -> FastAPI:
         request: Request,
         dag_id: str,
         failed: str = "",
-        app_id: str = "",
+        app: str = "",
         name: str = "",
         requested: str = "",
     ) -> HTMLResponse:
+        """The matrix; ``from``/``to`` (default the last 14 complete days), filters ``failed``, ``app``, ``name``;
+        ``requested``: the outcome of a re-export just made (shown as text)."""
         _integration(dag_id)
         q = request.query_params
-        days = _days(q.get("from"), q.get("to"))
-        mx = store.read_matrix(dag_id, days)
-        app_filter = q.get("app", app_id)
-        rows = mx.filtered(failed_only=bool(failed), app=app_filter, name=name)
+        mx = store.read_matrix(dag_id, _days(q.get("from"), q.get("to")))
+        rows = mx.filtered(failed_only=bool(failed), app=app, name=name)
         apps = sorted({r.destination.app_id for r in mx.rows if r.destination.app_id})
         banner = f"<div class='banner' id='requested'>{escape(requested)}</div>" if requested else ""
         html = page.matrix_page(
             mx, prefix=_prefix(request), ui_base=_ui_base(request), rows=rows,
-            filters={"failed": failed, "app": app_filter, "name": name}, apps=apps,
+            filters={"failed": failed, "app": app, "name": name}, apps=apps,
             banner=banner,
         )  # fmt: skip
         return HTMLResponse(html)

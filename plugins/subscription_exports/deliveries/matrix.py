@@ -71,8 +71,8 @@ class TaskOutcome:
     try_number: int
     end_date: dt.datetime | None
     label: str | None  # rendered_map_index: "<name> (#<i>)"
-    result: dict[str, Any] | None = None  # return_value: rows, objects (dry_run)
-    failure: dict[str, Any] | None = None  # tasks.FAILURE_KEY: cause, table, try_number
+    result: dict[str, Any] | None = None  # return_value: destination, window, rows (dry_run)
+    delivery: dict[str, Any] | None = None  # tasks.DELIVERY_KEY: objects, or cause, table, try_number
 
 
 @dataclass(frozen=True)
@@ -185,22 +185,21 @@ def cell_of(run: Run, outcome: TaskOutcome | None) -> Cell:
     cell = Cell(state, run.run_id, outcome.map_index, outcome.try_number)
     cell.when = outcome.end_date.astimezone(dt.UTC).isoformat() if outcome.end_date else None
     result = outcome.result if isinstance(outcome.result, dict) else {}
+    delivery = outcome.delivery if isinstance(outcome.delivery, dict) else {}
     if isinstance(result.get("rows"), dict):
         cell.rows = {str(k): int(v) for k, v in result["rows"].items()}
-    if isinstance(result.get("objects"), dict):
-        cell.objects = result["objects"]
+    if isinstance(delivery.get("objects"), dict):
+        cell.objects = delivery["objects"]
         cell.bytes = sum(int(o.get("bytes") or 0) for o in cell.objects.values())
     if run.dry_run and state == DELIVERED:
         cell.state, cell.note = DRY_RUN, "dry run: checked and encoded, nothing written"
-    if state in (FAILED, UP_FOR_RETRY) or outcome.failure:
-        failure = outcome.failure if isinstance(outcome.failure, dict) else {}
-        if state in (FAILED, UP_FOR_RETRY):
-            cell.cause = failure.get("cause") or (
-                "upstream failed: see the run's first failed task"
-                if outcome.state == "upstream_failed"
-                else "no cause recorded (the task process died or was killed): see the log"
-            )
-            cell.table = failure.get("table")
+    if state in (FAILED, UP_FOR_RETRY):
+        cell.cause = delivery.get("cause") or (
+            "upstream failed: see the run's first failed task"
+            if outcome.state == "upstream_failed"
+            else "no cause recorded (the task process died or was killed): see the log"
+        )
+        cell.table = delivery.get("table")
     return cell
 
 

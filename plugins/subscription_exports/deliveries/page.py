@@ -28,7 +28,8 @@ vertical-align:top} .matrix th{background:#f6f8fa;position:sticky;top:0} .dest{m
 .cause{color:#7a1d12;font-family:ui-monospace,monospace;font-size:11px} .key{font-family:ui-monospace,monospace;
 font-size:11px;color:#333} .count{font-weight:400;color:#333;display:block} .banner{background:#e8eefc;
 padding:6px 10px;margin:6px 0;border-left:4px solid #3b5bdb} .error{background:#fde2e1;border-color:#b42318}
-button{font-size:13px} .sel{font-size:11px}
+button{font-size:13px} .sel{font-size:11px} .when{color:#555;font-size:11px}
+summary{cursor:pointer;color:#1f5fbf;font-size:11px}
 """
 
 SCRIPT = """
@@ -81,19 +82,23 @@ def cell_html(prefix: str, ui_base: str, dag_id: str, row_id: str, day: str, cel
             f"data-day='{escape(day)}' title='select to re-export'>"
         )
     if cell.state == m.DELIVERED:
-        rows = sum(cell.rows.values())
-        parts.append(f"<b>delivered</b> {rows:,} rows · {_size(cell.bytes)}")
+        parts.append(f"<b>delivered</b><div>{sum(cell.rows.values()):,} rows · {_size(cell.bytes)}</div>")
+        if cell.when:
+            parts.append(
+                f"<div class='when'>{escape(cell.when[:16].replace('T', ' '))} UTC · try {cell.try_number}</div>"
+            )
+        keys = []
         for table, ref in cell.objects.items():
             link = f"{prefix}/dags/{quote(dag_id)}/manifest?" + urlencode(
                 {"run_id": cell.run_id, "map_index": cell.map_index, "table": table}
             )
-            parts.append(
+            keys.append(
                 f"<div class='key'>{escape(table)}: {cell.rows.get(table, 0):,} rows, "
                 f"<a href='{escape(link)}'>manifest</a><br>s3://{escape(str(ref.get('bucket')))}/"
                 f"{escape(str(ref.get('key')))}</div>"
             )
-        if cell.when:
-            parts.append(f"<div>{escape(cell.when[:16].replace('T', ' '))} UTC, try {cell.try_number}</div>")
+        if keys:
+            parts.append(f"<details><summary>keys</summary>{''.join(keys)}</details>")
     elif cell.state in (m.FAILED, m.UP_FOR_RETRY):
         label = "failed" if cell.state == m.FAILED else "up for retry"
         parts.append(f"<b>{label}</b> (try {cell.try_number})")

@@ -23,7 +23,7 @@ from subscription_exports.integrations import INTEGRATIONS, Integration
 EXPORT_TASK = "destination.export_tables"
 LOAD_TASK = "load_destinations"
 WINDOW_TASK = "resolve_window"
-FAILURE_KEY = "delivery_failure"  # tasks.FAILURE_KEY (not imported: tasks loads the Task SDK's task API)
+DELIVERY_KEY = "delivery"  # tasks.DELIVERY_KEY (not imported: tasks loads the Task SDK's task API)
 _cache_lock = threading.Lock()
 _in_effect_cache: dict[str, tuple[list[matrix.DestinationInEffect], str]] = {}
 
@@ -194,7 +194,7 @@ def read_outcomes(session: Any, dag_id: str, run_ids: list[str]) -> dict[str, di
         select(x.run_id, x.map_index, x.key, x.value).where(
             x.dag_id == dag_id,
             x.task_id == EXPORT_TASK,
-            x.key.in_(("return_value", FAILURE_KEY)),
+            x.key.in_(("return_value", DELIVERY_KEY)),
             x.run_id.in_(run_ids),
         )
     ).all()
@@ -208,7 +208,7 @@ def read_outcomes(session: Any, dag_id: str, run_ids: list[str]) -> dict[str, di
             end_date=_aware(r.end_date),
             label=r.rendered_map_index,
             result=values.get((r.run_id, r.map_index, "return_value")),
-            failure=values.get((r.run_id, r.map_index, FAILURE_KEY)),
+            delivery=values.get((r.run_id, r.map_index, DELIVERY_KEY)),
         )
     return found
 
@@ -240,20 +240,21 @@ def _read(session, dag_id, days, destinations, origin, problem) -> matrix.Matrix
 
 
 def read_object_ref(session: Any, dag_id: str, run_id: str, map_index: int, table: str) -> dict[str, Any] | None:
-    """The object a map index wrote for `table` (bucket, key, manifest_key, bytes), from its XCom."""
+    """The object a map index wrote for `table` (bucket, key, manifest_key, bytes, destination), from its XComs."""
     from airflow.models.xcom import XComModel
     from sqlalchemy import select
 
     x = XComModel.__table__.c
-    value = session.execute(
-        select(x.value).where(
+    rows = session.execute(
+        select(x.key, x.value).where(
             x.dag_id == dag_id, x.task_id == EXPORT_TASK, x.run_id == run_id, x.map_index == map_index,
-            x.key == "return_value",
+            x.key.in_(("return_value", DELIVERY_KEY)),
         )
-    ).scalar()  # fmt: skip
-    result = _json(value)
-    objects = result.get("objects") if isinstance(result, dict) else None
+    ).all()  # fmt: skip
+    values = {r.key: _json(r.value) for r in rows}
+    result, delivery = values.get("return_value"), values.get(DELIVERY_KEY)
+    objects = delivery.get("objects") if isinstance(delivery, dict) else None
     ref = objects.get(table) if isinstance(objects, dict) else None
-    if isinstance(ref, dict):
+    if isinstance(ref, dict) and isinstance(result, dict):
         return {**ref, "destination": result.get("destination")}
     return None
