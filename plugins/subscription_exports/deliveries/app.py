@@ -128,6 +128,17 @@ def _parse_cells(values: list[str]) -> tuple[dict[str, list[int]], list[str]]:
 def create_app() -> FastAPI:
     app = FastAPI(title="Deliveries (subscription_exports)", docs_url=None, redoc_url=None, openapi_url=None)
 
+    @app.exception_handler(HTTPException)
+    async def refused(request: Request, exc: HTTPException) -> Any:
+        """A browser gets the refusal as a page (nothing else on it); a script keeps Airflow's JSON."""
+        if "text/html" not in request.headers.get("accept", "") or request.url.path.endswith(".json"):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        title = {401: "Not signed in", 403: "Forbidden", 404: "Not found"}.get(exc.status_code, "Refused")
+        text = f"{exc.status_code}: {exc.detail}"
+        if exc.status_code == 401:
+            text += ". Sign in to Airflow, then open this page again."
+        return HTMLResponse(page.message_page(title, text), status_code=exc.status_code, headers=exc.headers)
+
     @app.get("/", response_class=HTMLResponse)
     def index(request: Request, user: GetUserDep) -> HTMLResponse:
         from airflow.api_fastapi.app import get_auth_manager
