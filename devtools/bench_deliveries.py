@@ -25,23 +25,12 @@ import time
 import uuid
 from pathlib import Path
 
+from devtools.bench_scale import recreate_database
+
 ROOT = Path(__file__).resolve().parents[1]
-PG = "postgresql://postgres@127.0.0.1:5432"
 META_DB = "se_bench_deliveries_meta"
 DAG_ID = "s3_export"
 LAST_DAY = dt.date(2026, 3, 20)
-
-
-def recreate_database(name: str) -> str:
-    import psycopg2
-
-    conn = psycopg2.connect(f"{PG}/postgres")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    return f"{PG}/{name}"
 
 
 def destinations(count: int) -> list[dict]:
