@@ -17,6 +17,7 @@ from conftest import ROOT
 
 from subscription_exports.deliveries import matrix as m
 from subscription_exports.deliveries import page
+from subscription_exports.integrations import INTEGRATIONS
 
 UTC = dt.UTC
 D1, D2, D3, D4 = (dt.date(2026, 3, d) for d in (6, 7, 8, 9))
@@ -215,3 +216,34 @@ def test_one_command_line_entry_point_and_the_old_forms():
     verify = cli("subscription_exports", "verify", "--conn-id", "x", "not-a-uri")
     assert verify.returncode == 2 and "expected s3://bucket/key" in verify.stderr
     assert cli("subscription_exports", "deliveries", "--help").stdout.count("--dag-id") >= 1
+
+
+def test_destinations_in_effect_carry_what_config_check_reports():
+    """As a run reads them (the Variable's text here), each with its problem: an invalid field, a key collision."""
+    import json
+
+    from subscription_exports.deliveries import store
+
+    entries = [
+        {"name": "ok", "conn_id": "s3", "bucket": "exports/ok", "app_id": "app.ios"},
+        {
+            "name": "typo",
+            "conn_id": "s3",
+            "bucket": "exports/typo",
+            "app_id": "app.ios",
+            "event_types": ["trial_strated"],
+        },
+        {"name": "twin-a", "conn_id": "s3", "bucket": "exports/same", "app_id": "app.ios"},
+        {"name": "twin-b", "conn_id": "s3", "bucket": "exports/same", "app_id": "app.and"},
+    ]
+    text = json.dumps({"source_conn_id": "src", "destinations": entries})
+    found, origin = store.destinations_in_effect(INTEGRATIONS["s3_export"], {"s3_export": text})
+    assert origin == "Airflow Variable 's3_export_destinations'"
+    by_name = {d.name: d for d in found}
+    assert list(by_name) == ["ok", "typo", "twin-a", "twin-b"]
+    assert by_name["ok"].problem is None and (by_name["ok"].bucket, by_name["ok"].prefix) == ("exports", "ok")
+    assert "field 'event_types': unknown event type or group 'trial_strated'" in by_name["typo"].problem
+    for twin in ("twin-a", "twin-b"):
+        assert "destinations 'twin-a' and 'twin-b' can write the same key" in by_name[twin].problem
+    # the same text again: the validated result is reused (thousands of destinations take a second)
+    assert store.destinations_in_effect(INTEGRATIONS["s3_export"], {"s3_export": text})[0] is found

@@ -73,12 +73,10 @@ def destinations_in_effect(
             )
         else:
             raw = entry if isinstance(entry, dict) else {}
-            bucket = str(raw.get("bucket", ""))
-            found.append(
-                matrix.DestinationInEffect(
-                    name, str(raw.get("app_id", "")), bucket.split("/")[0], "", invalid.get(name) or clashes.get(name)
-                )
-            )
+            bucket, _, nested = str(raw.get("bucket", "")).partition("/")
+            prefix = "/".join(p for p in (nested, str(raw.get("folder") or "")) if p)
+            problem = invalid.get(name) or clashes.get(name)
+            found.append(matrix.DestinationInEffect(name, str(raw.get("app_id", "")), bucket, prefix, problem))
     result = (found, own.origin)
     with _cache_lock:
         if len(_in_effect_cache) > 16:
