@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--destinations", type=int, default=1100)
     parser.add_argument("--days", type=int, default=14)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--no-http", action="store_true", help="only the in-process measurement")
     args = parser.parse_args(argv)
 
     url = recreate_database(META_DB)
@@ -167,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         "AIRFLOW_VAR_S3_EXPORT_DESTINATIONS": json.dumps(
             {"source_conn_id": "subscription_source", "destinations": destinations(args.destinations)}),
     })  # fmt: skip
-    airflow = Path(sys.executable).parent / "airflow"
-    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, timeout=600)
+    airflow_bin = Path(sys.executable).parent / "airflow"
+    subprocess.run([str(airflow_bin), "db", "migrate"], check=True, capture_output=True, timeout=600)
     started = time.perf_counter()
     rows = fill(url, args.destinations, args.days)
     print(f"metadata database: {rows:,} rows of {args.days} runs x {args.destinations:,} destinations "
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     warnings.simplefilter("ignore")
-    import airflow.settings
+    import airflow.settings  # noqa: F401  (initialised before the package reads Variables)
 
     warnings.simplefilter("ignore")
     result = measure(args.destinations, args.days, args.repeat)
@@ -187,11 +188,88 @@ def main(argv: list[str] | None = None) -> int:
           f"{first['delivered'][0]} of {first['delivered'][1]} delivered)")  # fmt: skip
     print("| request | matrix read (wall / CPU s) | + HTML (wall / CPU s) | matrix + JSON (wall s) |")
     print("|---|---|---|---|")
-    print(f"| first (configuration validated) | {first['read'][0]:.3f} / {first['read'][1]:.3f} | "
+    print(f"| first (imports, configuration validated) | {first['read'][0]:.3f} / {first['read'][1]:.3f} | "
           f"{first['html'][0]:.3f} / {first['html'][1]:.3f} | {first['json']:.3f} |")  # fmt: skip
     print(f"| median of the next {args.repeat} | {median['read'][0]:.3f} / {median['read'][1]:.3f} | "
           f"{median['html'][0]:.3f} / {median['html'][1]:.3f} | {median['json']:.3f} |")  # fmt: skip
+    if not args.no_http:
+        http = measure_http(home, matrix_days(args.days), args.repeat)
+        print(f"through a running api-server (GET /deliveries/dags/{DAG_ID}, signed in; first request, then "
+              f"the median of {args.repeat}):")  # fmt: skip
+        print("| route | first: wall / api-server CPU s | median: wall / api-server CPU s | bytes |")
+        print("|---|---|---|---|")
+        for route, (first_s, median_s, size) in http.items():
+            print(f"| {route} | {first_s[0]:.3f} / {first_s[1]:.3f} | {median_s[0]:.3f} / {median_s[1]:.3f} | "
+                  f"{size:,} |")  # fmt: skip
     return 0
+
+
+def matrix_days(days: int) -> tuple[dt.date, dt.date]:
+    return LAST_DAY - dt.timedelta(days=days - 1), LAST_DAY
+
+
+def measure_http(home: Path, days: tuple[dt.date, dt.date], repeat: int) -> dict:
+    """Wall time of each request on loopback and the api-server's CPU seconds it took (psutil), after
+    authentication by the simple auth manager (a token of its all-admins mode)."""
+    import socket
+    import urllib.request
+
+    import psutil
+
+    from devtools import airflow_env
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    env = airflow_env.airflow_env(
+        home,
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"],
+        AIRFLOW__API__BASE_URL=base,
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="True",
+        AIRFLOW_VAR_S3_EXPORT_DESTINATIONS=os.environ["AIRFLOW_VAR_S3_EXPORT_DESTINATIONS"],
+    )
+    log = (home / "api-server.log").open("wb")
+    server = subprocess.Popen(
+        [str(airflow_env.AIRFLOW_BIN), "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/api/v2/monitor/health", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError(f"the api-server did not start: see {home / 'api-server.log'}") from None
+                time.sleep(1)
+        with urllib.request.urlopen(f"{base}/auth/token", timeout=30) as resp:
+            token = json.loads(resp.read())["access_token"]
+        tree = [psutil.Process(server.pid)]
+
+        def cpu() -> float:
+            procs = tree + tree[0].children(recursive=True)
+            return sum(p.cpu_times().user + p.cpu_times().system for p in procs if p.is_running())
+
+        found = {}
+        query = f"?from={days[0]}&to={days[1]}"
+        for route in (f"/deliveries/dags/{DAG_ID}{query}", f"/deliveries/dags/{DAG_ID}/matrix.json{query}"):
+            samples = []
+            for _ in range(repeat + 1):
+                request = urllib.request.Request(f"{base}{route}", headers={"Authorization": f"Bearer {token}"})
+                before, wall = cpu(), time.perf_counter()
+                with urllib.request.urlopen(request, timeout=120) as resp:
+                    size = len(resp.read())
+                samples.append((time.perf_counter() - wall, cpu() - before))
+            rest = samples[1:]
+            median = (statistics.median(w for w, _ in rest), statistics.median(c for _, c in rest))
+            found[route.split("?")[0]] = (samples[0], median, size)
+        return found
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=60)
+        log.close()
 
 
 if __name__ == "__main__":
