@@ -2,7 +2,7 @@
 timetable from here and calls the listener when it starts a run), and the deliveries page (a FastAPI app
 mounted in the api-server at ``/deliveries``, shown in the UI's navigation and as a tab of each DAG).
 
-Every Airflow component loads this file, task processes included: the page's app is built on its first
+Any Airflow component may load this file, a task process too: the page's app is built on its first
 request (``LazyApp``), so only the api-server ever imports FastAPI or ``subscription_exports.deliveries``.
 """
 
