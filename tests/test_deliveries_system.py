@@ -291,6 +291,19 @@ def test_anonymous_and_a_user_without_access_get_nothing(airflow, browser):
         urllib.request.urlopen(request, timeout=60)
     assert refused.value.code == 403
 
+    # the admin's session used by another site's page (the cookie goes with a cross-site form): refused
+    cell_value = f"backfill__{DAYS[0]}T00:00:00+00:00|3".replace("+", "%2B").replace("|", "%7C")
+    forged = urllib.request.Request(
+        f"{airflow.base_url}/deliveries/dags/{DAG_ID}/reexport",
+        data=f"cell={cell_value}&confirm=1".encode(),
+        method="POST",
+        headers={"Cookie": f"_token={token(airflow, 'admin')}", "Origin": "http://attacker.example",
+                 "Content-Type": "application/x-www-form-urlencoded"},
+    )  # fmt: skip
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(forged, timeout=60)
+    assert refused.value.code == 403 and "cross-origin request refused" in refused.value.read().decode()
+
 
 def test_the_cli_prints_the_same_matrix(airflow):
     env = {**airflow.env, "PYTHONPATH": f"{ROOT / 'plugins'}:{ROOT}"}

@@ -83,8 +83,13 @@ def _same_origin(request: Request) -> None:
     if request.headers.get("sec-fetch-site") == "cross-site":
         raise HTTPException(403, "cross-site request refused")
     origin = request.headers.get("origin")
-    if origin and origin != "null" and urlparse(origin).netloc != request.headers.get("host"):
-        raise HTTPException(403, "cross-origin request refused")
+    if origin and origin != "null":
+        from airflow.configuration import conf
+
+        # The api-server's own host, or the public one of [api] base_url (behind a proxy that rewrites Host).
+        allowed = {request.headers.get("host"), urlparse(conf.get("api", "base_url", fallback="") or "").netloc}
+        if urlparse(origin).netloc not in allowed:
+            raise HTTPException(403, "cross-origin request refused")
 
 
 def _api(request: Request, method: str, path: str, body: Any) -> tuple[int, Any]:
