@@ -189,6 +189,7 @@ def wait_for(browser: Any, airflow: Airflow, what: str, done: Any, timeout: floa
 
 def test_the_page_shows_every_destination_against_every_day(airflow, browser, admin):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     sign_in(browser, airflow, "admin")
     browser.get(page_url(airflow))
@@ -221,6 +222,7 @@ def test_the_page_shows_every_destination_against_every_day(airflow, browser, ad
     first = cell(browser, "acme-ios", DAYS[0])
     first.find_element(By.TAG_NAME, "summary").click()
     first.find_element(By.LINK_TEXT, "manifest").click()
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.ID, "manifest"))
     shown = json.loads(browser.find_element(By.ID, "manifest").text)
     stored = admin.get_object(Bucket=BUCKET, Key=daily_key("acme-ios", "events", DAYS[0]) + ".manifest.json")
     assert shown == json.loads(stored["Body"].read())
@@ -332,6 +334,7 @@ def test_the_cli_prints_the_same_matrix(airflow):
 
 def test_fix_then_re_export_failed_cells_and_a_missing_day_from_the_page(airflow, browser, admin):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     set_destinations(airflow, *GOOD, FIXED)
     sign_in(browser, airflow, "admin")
@@ -340,13 +343,16 @@ def test_fix_then_re_export_failed_cells_and_a_missing_day_from_the_page(airflow
         cell(browser, "broken-bucket", day).find_element(By.CSS_SELECTOR, "input[name=cell]").click()
     cell(browser, "acme-ios", MISSING_DAY).find_element(By.CSS_SELECTOR, "input[name=cell]").click()
     browser.find_element(By.ID, "reexport").click()
-    # confirm what will run before it runs
+    # confirm what will run before it runs (click() may return before the next page is there)
+    WebDriverWait(browser, 120).until(lambda d: d.find_elements(By.ID, "confirm"))
     confirm = browser.find_element(By.TAG_NAME, "body").text
     for day in DAYS:
         assert f"broken-bucket · {day}" in confirm, confirm
     assert f"{MISSING_DAY} (no run yet" in confirm, confirm
     screenshot(browser, "deliveries-confirm")
     browser.find_element(By.ID, "confirm").click()
+    # the clears and the backfill through the REST API, then back to the page (or a refusal page)
+    WebDriverWait(browser, 180).until(lambda d: "requested=" in d.current_url or "refused" in d.title.lower())
     banner = browser.find_elements(By.ID, "requested")
     assert banner, browser.find_element(By.TAG_NAME, "body").text
     assert "cleared" in banner[0].text and "backfill" in banner[0].text, banner[0].text
