@@ -101,6 +101,7 @@ def fill(url: str, count: int, days: int) -> int:
                     xcom("destination.export_tables", i, "delivery",
                          {"cause": cause, "table": None, "try_number": 1})  # fmt: skip
                     continue
+                rows = {"events": 10 + i, "paywall_visits": 5}
                 objects = {
                     t: {"bucket": "scale", "key": f"d/{name}/{t}/dt={day}/{t}_{day}.csv",
                         "manifest_key": f"d/{name}/{t}/dt={day}/{t}_{day}.csv.manifest.json", "bytes": 1000 + i}
@@ -110,9 +111,9 @@ def fill(url: str, count: int, days: int) -> int:
                     "destination.export_tables",
                     i,
                     "return_value",
-                    {"destination": name, "window": str(day), "rows": {"events": 10 + i, "paywall_visits": 5}},
+                    {"destination": name, "window": str(day), "rows": rows},
                 )
-                xcom("destination.export_tables", i, "delivery", {"objects": objects})  # fmt: skip
+                xcom("destination.export_tables", i, "delivery", {"rows": rows, "objects": objects})  # fmt: skip
             psycopg2.extras.execute_values(
                 cur,
                 "INSERT INTO task_instance (id, task_id, dag_id, run_id, map_index, try_number, max_tries, pool, "

@@ -454,10 +454,11 @@ def export_tables(destination: str, window: dict[str, str], integration_id: str)
         raise
 
 
-# The XCom of a map index's outcome: {"objects": {table: {bucket, key, manifest_key, bytes}}} when it
-# delivered, {"cause": the ERROR line as logged, "table", "try_number"} when a try failed. Airflow clears
-# a map index's XComs when it runs again, so it is the latest try's only. Not in the return value, whose
-# `Done. Returned value was: ...` log line stays short.
+# The XCom of a map index's outcome, read by the deliveries page: {"rows": {table: rows}, "objects": {table:
+# {bucket, key, manifest_key, bytes}}} when it delivered ({"rows", "dry_run": true} on a dry run); {"cause":
+# the ERROR line as logged, "table", "try_number"} when a try failed. Airflow clears a map index's XComs
+# when it runs again, so it is the latest try's only. Not in the return value, whose `Done. Returned value
+# was: ...` log line stays short.
 DELIVERY_KEY = "delivery"
 
 
@@ -545,8 +546,8 @@ def _export_destination(context: Any, destination: str, window: dict[str, str], 
         connection.close()
     marks["export"] = time.monotonic()
     _log_timings(dest.name, started, marks)
-    if not dry_run:
-        context["ti"].xcom_push(key=DELIVERY_KEY, value={"objects": objects})
+    delivery = {"rows": rows} | ({"dry_run": True} if dry_run else {"objects": objects})
+    context["ti"].xcom_push(key=DELIVERY_KEY, value=delivery)
     return {"destination": dest.name, "window": win.label, "rows": rows} | ({"dry_run": True} if dry_run else {})
 
 

@@ -186,8 +186,9 @@ def cell_of(run: Run, outcome: TaskOutcome | None) -> Cell:
     cell.when = outcome.end_date.astimezone(dt.UTC).isoformat() if outcome.end_date else None
     result = outcome.result if isinstance(outcome.result, dict) else {}
     delivery = outcome.delivery if isinstance(outcome.delivery, dict) else {}
-    if isinstance(result.get("rows"), dict):
-        cell.rows = {str(k): int(v) for k, v in result["rows"].items()}
+    rows = delivery.get("rows", result.get("rows"))
+    if isinstance(rows, dict):
+        cell.rows = rows
     if isinstance(delivery.get("objects"), dict):
         cell.objects = delivery["objects"]
         cell.bytes = sum(int(o.get("bytes") or 0) for o in cell.objects.values())

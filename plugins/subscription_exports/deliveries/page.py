@@ -10,9 +10,10 @@ every few seconds while a cell can still change state.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from html import escape
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from subscription_exports.deliveries import matrix as m
 
@@ -61,40 +62,52 @@ def document(title: str, body: str, *, pending: bool = False) -> str:
     )
 
 
+@functools.lru_cache(maxsize=4096)
+def _quoted(text: str) -> str:
+    """A path or query part (run ids repeat in every cell of a day: quoted once)."""
+    return quote(text, safe="")
+
+
+@functools.lru_cache(maxsize=4096)
+def _escaped(text: str) -> str:
+    return escape(text)
+
+
 def log_url(ui_base: str, dag_id: str, cell: m.Cell) -> str:
     return (
-        f"{ui_base}/dags/{quote(dag_id)}/runs/{quote(cell.run_id or '', safe='')}/tasks/destination.export_tables"
+        f"{ui_base}/dags/{_quoted(dag_id)}/runs/{_quoted(cell.run_id or '')}/tasks/destination.export_tables"
         f"/mapped/{cell.map_index}?try_number={cell.try_number}"
     )
 
 
 def cell_html(prefix: str, ui_base: str, dag_id: str, row_id: str, day: str, cell: m.Cell) -> str:
+    """One cell; `row_id` is the destination's name, `day` an ISO date (no escaping needed)."""
+    row = _escaped(row_id)
     parts = []
     if cell.map_index is not None and cell.run_id:
-        value = f"{cell.run_id}|{cell.map_index}"
+        value = f"{_escaped(cell.run_id)}|{cell.map_index}"
     elif cell.run_id is None:
         value = f"missing|{day}"
     else:
         value = ""
     if value:
         parts.append(
-            f"<input type='checkbox' name='cell' value='{escape(value)}' data-row='{escape(row_id)}' "
-            f"data-day='{escape(day)}' title='select to re-export'>"
+            f"<input type='checkbox' name='cell' value='{value}' data-row='{row}' "
+            f"data-day='{day}' title='select to re-export'>"
         )
     if cell.state == m.DELIVERED:
         parts.append(f"<b>delivered</b><div>{sum(cell.rows.values()):,} rows · {_size(cell.bytes)}</div>")
         if cell.when:
-            parts.append(
-                f"<div class='when'>{escape(cell.when[:16].replace('T', ' '))} UTC · try {cell.try_number}</div>"
-            )
+            parts.append(f"<div class='when'>{cell.when[:16].replace('T', ' ')} UTC · try {cell.try_number}</div>")
         keys = []
+        manifest = (
+            f"{prefix}/dags/{_quoted(dag_id)}/manifest?run_id={_quoted(cell.run_id or '')}&amp;"
+            f"map_index={cell.map_index}&amp;table="
+        )
         for table, ref in cell.objects.items():
-            link = f"{prefix}/dags/{quote(dag_id)}/manifest?" + urlencode(
-                {"run_id": cell.run_id, "map_index": cell.map_index, "table": table}
-            )
             keys.append(
-                f"<div class='key'>{escape(table)}: {cell.rows.get(table, 0):,} rows, "
-                f"<a href='{escape(link)}'>manifest</a><br>s3://{escape(str(ref.get('bucket')))}/"
+                f"<div class='key'>{_escaped(table)}: {cell.rows.get(table, 0):,} rows, "
+                f"<a href='{manifest}{_quoted(table)}'>manifest</a><br>s3://{_escaped(str(ref.get('bucket')))}/"
                 f"{escape(str(ref.get('key')))}</div>"
             )
         if keys:
@@ -113,8 +126,8 @@ def cell_html(prefix: str, ui_base: str, dag_id: str, row_id: str, day: str, cel
     else:
         parts.append(f"<b>not run</b><div>{escape(cell.note or '')}</div>")
     return (
-        f"<td class='cell {escape(cell.state)}' data-destination='{escape(row_id)}' data-day='{escape(day)}' "
-        f"data-state='{escape(cell.state)}'>{''.join(parts)}</td>"
+        f"<td class='cell {cell.state}' data-destination='{row}' data-day='{day}' "
+        f"data-state='{cell.state}'>{''.join(parts)}</td>"
     )
 
 

@@ -46,12 +46,13 @@ def destinations_in_effect(
     ``texts``: each DAG's Variable text (None: the shipped file). ConfigError when the configuration
     itself cannot be read (a run would fail). Validated once per configuration text (thousands of
     destinations take a second): the result is kept until a Variable or file changes."""
-    digest = hashlib.sha256(json.dumps([integration.dag_id, texts], sort_keys=True).encode()).hexdigest()
-    own = config.load_configuration(integration, variable_text=texts.get(integration.dag_id))
-    digest += hashlib.sha256(json.dumps(own.entries, sort_keys=True, default=str).encode()).hexdigest()
+    # What a run would read: each DAG's Variable text, else its shipped file's text (read, not parsed).
+    files = {i.dag_id: _file_text(i) for i in INTEGRATIONS.values() if not texts.get(i.dag_id)}
+    digest = hashlib.sha256(json.dumps([integration.dag_id, texts, files], sort_keys=True).encode()).hexdigest()
     with _cache_lock:
         if digest in _in_effect_cache:
             return _in_effect_cache[digest]
+    own = config.load_configuration(integration, variable_text=texts.get(integration.dag_id))
     others = []
     for other in INTEGRATIONS.values():
         if other.dag_id != integration.dag_id:
@@ -83,6 +84,13 @@ def destinations_in_effect(
             _in_effect_cache.clear()
         _in_effect_cache[digest] = result
     return result
+
+
+def _file_text(integration: Integration) -> str | None:
+    try:
+        return (config.INCLUDE_DIR / integration.config_file).read_text(encoding="utf-8")
+    except OSError:
+        return None
 
 
 def _aware(value: Any) -> dt.datetime | None:
@@ -192,7 +200,7 @@ def read_outcomes(session: Any, dag_id: str, run_ids: list[str]) -> dict[str, di
         select(x.run_id, x.map_index, x.key, x.value).where(
             x.dag_id == dag_id,
             x.task_id == EXPORT_TASK,
-            x.key.in_(("return_value", DELIVERY_KEY)),
+            x.key == DELIVERY_KEY,  # rows, objects or the cause: one value per map index to decode
             x.run_id.in_(run_ids),
         )
     ).all()
@@ -205,7 +213,6 @@ def read_outcomes(session: Any, dag_id: str, run_ids: list[str]) -> dict[str, di
             try_number=int(r.try_number or 0),
             end_date=_aware(r.end_date),
             label=r.rendered_map_index,
-            result=values.get((r.run_id, r.map_index, "return_value")),
             delivery=values.get((r.run_id, r.map_index, DELIVERY_KEY)),
         )
     return found
