@@ -99,7 +99,8 @@ class Cell:
     note: str | None = None  # why a cell is not run, or what else is known
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v not in (None, {}, [])}
+        # vars(), not asdict(): asdict deep-copies every nested value (15,400 cells at 1,100 x 14).
+        return {k: v for k, v in vars(self).items() if v is not None and v != {}}
 
 
 @dataclass
