@@ -25,7 +25,7 @@ LOCK   := $(if $(PLATFORM),locks/platform-$(PLATFORM).txt,locks/airflow-$(AIRFLO
 INPUT  := $(if $(PLATFORM),apache-airflow==$(PLATFORM),-r locks/airflow-$(AIRFLOW_VERSION).in)
 STAMP  := $(VENV)/.installed-airflow-$(AIRFLOW_VERSION)
 
-.PHONY: venv demo test test-fast bench bench-5m bench-scale lint format lock platform-sets plugins-zip clean
+.PHONY: venv demo test test-fast bench bench-5m bench-scale bench-deliveries lint format lock platform-sets plugins-zip clean
 
 venv: $(STAMP)
 
@@ -59,6 +59,10 @@ bench-5m: venv
 # per-destination scheduler/worker cost and metadata rows (docs/scale-out.md). Minutes of every core.
 bench-scale: venv
 	$(PY) -m devtools.bench_scale $(BENCH_ARGS)
+
+# The deliveries page's queries and HTML for 1,100 destinations x 14 days (docs/deliveries.md).
+bench-deliveries: venv
+	$(PY) -m devtools.bench_deliveries $(BENCH_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

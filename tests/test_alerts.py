@@ -254,6 +254,10 @@ def test_message_arrives_as_written(smtp_conn: SmtpSink) -> None:
     assert received["From"] == "exports@example.com"
     assert received["To"] == "data@example.com, ios@acme.example"
     assert SmtpSink.text(received).splitlines() == ["Cause: {{ ti }} <b> & 'x'", "Try: 1"]
+    # a plain-text part beside the HTML one, the same text
+    plain = received.get_body(preferencelist=("plain",))
+    assert plain is not None and plain.get_content().splitlines() == ["Cause: {{ ti }} <b> & 'x'", "Try: 1"]
+    assert received.get_body(preferencelist=("html",)).get_content().startswith("<pre>Cause: {{ ti }} &lt;b&gt;")
     assert smtp_conn.logins == [smtp_conn.login]
     assert smtp_conn.password not in received.as_string()
 
@@ -288,3 +292,43 @@ def test_a_callback_never_raises(caplog: pytest.LogCaptureFixture) -> None:
         "alert not sent (summary)",
     ]
     assert os.environ.get("AIRFLOW_CONN_SMTP_ALERTS") is None
+
+
+# -- a scheduled run created after its own deadline -------------------------------------------------------
+
+
+def test_a_scheduled_run_created_after_its_deadline_is_late_in_its_summary_not_by_a_late_message() -> None:
+    env = {"SUBSCRIPTION_EXPORTS_DELIVERY_DEADLINE": "D+1 08:00"}
+    day = dt.datetime(2026, 3, 7, tzinfo=dt.UTC)
+    deadline = dt.datetime(2026, 3, 8, 8, tzinfo=dt.UTC)
+    created = dt.datetime(2026, 3, 9, 10, 5, tzinfo=dt.UTC)  # e.g. the DAG unpaused two days late
+    unpaused_late = {"run_type": "scheduled", "logical_date": day, "queued_at": created}
+    assert alerts.created_after_deadline("scheduled", unpaused_late["queued_at"], deadline)
+    assert alerts.late_line("s3_export", unpaused_late, env) == (
+        "Late: the run was created at 2026-03-09 10:05 UTC, after its delivery deadline 2026-03-08 08:00 UTC "
+        "(no LATE message was sent for it)"
+    )
+    on_time = {**unpaused_late, "queued_at": dt.datetime(2026, 3, 8, 4, tzinfo=dt.UTC)}
+    assert alerts.late_line("s3_export", on_time, env) is None
+    assert not alerts.created_after_deadline("scheduled", on_time["queued_at"], deadline)
+    # backfills and manual runs catch up by intent: never "late" in their summary
+    for run_type in ("backfill", "manual"):
+        assert alerts.late_line("s3_export", {**unpaused_late, "run_type": run_type}, env) is None
+    assert alerts.late_line("s3_export", unpaused_late, {"SUBSCRIPTION_EXPORTS_DELIVERY_DEADLINE": "off"}) is None
+
+
+def test_the_late_message_is_not_sent_for_a_run_created_after_its_deadline(monkeypatch, caplog) -> None:
+    """The triggerer's callback returns before it reads the settings (replaced by a guard that fails the test)."""
+
+    def must_not_run(*_args, **_kwargs):
+        raise AssertionError("settings read: the LATE message would be sent")
+
+    monkeypatch.setattr(alerts, "_settings", must_not_run)
+    context = {
+        "dag_run": {"dag_run_id": "scheduled__2026-03-07T00:00:00+00:00", "run_type": "scheduled",
+                    "queued_at": "2026-03-09T10:05:00+00:00", "run_after": "2026-03-08T04:00:00+00:00"},
+        "deadline": {"deadline_time": "2026-03-08T08:00:00+00:00"},
+    }  # fmt: skip
+    with caplog.at_level(logging.INFO, logger=alerts.log.name):
+        alerts._delivery_late("s3_export", context)
+    assert "delivery deadline of scheduled__2026-03-07T00:00:00+00:00 passed before the run was created" in caplog.text

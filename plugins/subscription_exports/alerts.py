@@ -346,7 +346,10 @@ def deliver(settings: AlertSettings, message: Message, *, destination: str | Non
         kwargs[settings.body_field] = body
         notifier = cls(**kwargs)
         # notify(), not __call__: our text is final and must not go through Jinja (a cause may hold "{{").
-        notifier.notify(context if context is not None else {})
+        if settings.html and settings.notifier == KNOWN_NOTIFIERS["smtp"][0]:
+            alerts_airflow.notify_with_text_part(notifier, text, context if context is not None else {})
+        else:
+            notifier.notify(context if context is not None else {})
     except Exception as exc:
         cause = alerts_airflow.redact(" ".join(f"{type(exc).__name__}: {exc}".split())[:300])
         log.warning("alert not sent (%s): %s: %s", what, settings.notifier.rsplit(".", 1)[-1], cause)
@@ -523,11 +526,14 @@ def _run_finished(context: Any) -> None:
         ]
         deliver(settings, Message(subject, lines), destination=None, context=context, what="summary")
         return
+    late = late_line(dag_id, context.get("dag_run")) if settings.late else None
+    if late:
+        lines.append(late)
     states = alerts_airflow.task_states(dag_id=dag_id, run_id=run_id, task_id=EXPORT_TASK)
     delivered = [n for i, n in enumerate(names) if states.get(i) == "success"]
     failed = [n for i, n in enumerate(names) if states.get(i) in ("failed", "upstream_failed")]
     other = [(n, states.get(i)) for i, n in enumerate(names) if n not in delivered and n not in failed]
-    if not failed and not other and settings.summary != "always":
+    if not failed and not other and not late and settings.summary != "always":
         return
     lines.append(f"Delivered: {len(delivered)} of {len(names)} destination(s)")
     if failed:
@@ -541,7 +547,7 @@ def _run_finished(context: Any) -> None:
     if failed or other:
         subject = f"[{dag_id}] {day}: {len(delivered)} of {len(names)} delivered, {len(failed) + len(other)} failed"
     else:
-        subject = f"[{dag_id}] {day}: all {len(names)} destination(s) delivered"
+        subject = f"[{dag_id}] {day}: all {len(names)} destination(s) delivered" + (", late" if late else "")
     deliver(settings, Message(subject, lines), destination=None, context=context, what="summary")
 
 
@@ -566,6 +572,11 @@ def _delivery_late(dag_id: str, context: dict[str, Any]) -> None:
     ):
         log.info("delivery deadline of %s passed: not alerted (a backfill or a re-export started after it)", run_id)
         return
+    if created_after_deadline(run_type, _as_datetime(dag_run.get("queued_at")), deadline):
+        # e.g. the run the scheduler creates when the DAG is unpaused late: Airflow fires its deadline the
+        # moment the run starts, before it could deliver anything. Its summary says it was late instead.
+        log.info("delivery deadline of %s passed before the run was created: its summary says so", run_id)
+        return
     settings, configuration = _settings(dag_id)
     if settings is None or not settings.late:
         return
@@ -588,6 +599,31 @@ def _delivery_late(dag_id: str, context: dict[str, Any]) -> None:
     lines += [f"- {name}: {_state_text(state)}" for name, state in missing]
     subject = f"[{dag_id}] LATE: {len(missing)} of {len(names)} destination(s) not delivered for {day} by {when}"
     deliver(settings, Message(subject, lines), destination=None, context=None, what=f"late delivery of {run_id}")
+
+
+def created_after_deadline(run_type: str, created: dt.datetime | None, deadline: dt.datetime | None) -> bool:
+    """A scheduled run created when its delivery deadline had already passed (the DAG was paused, or the
+    scheduler down): late from its first second. Backfills and manual runs are catch-ups by intent."""
+    return run_type == "scheduled" and created is not None and deadline is not None and created >= deadline
+
+
+def late_line(dag_id: str, dag_run: Any, environ: dict[str, str] | None = None) -> str | None:
+    """The summary's line for a scheduled run created after its deadline (which sent no LATE message)."""
+    get = dag_run.get if isinstance(dag_run, dict) else lambda name: getattr(dag_run, name, None)
+    run_type = str(getattr(get("run_type"), "value", get("run_type")) or "")
+    logical, created = _as_datetime(get("logical_date")), _as_datetime(get("queued_at"))
+    try:
+        interval = deadline_interval(dag_id, environ)
+    except ValueError:
+        return None
+    deadline = logical + interval if logical is not None and interval is not None else None
+    if not created_after_deadline(run_type, created, deadline):
+        return None
+    assert created is not None and deadline is not None
+    return (
+        f"Late: the run was created at {created.strftime('%Y-%m-%d %H:%M UTC')}, after its delivery deadline "
+        f"{deadline.strftime('%Y-%m-%d %H:%M UTC')} (no LATE message was sent for it)"
+    )
 
 
 def _state_text(state: str | None) -> str:

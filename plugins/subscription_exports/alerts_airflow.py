@@ -130,3 +130,37 @@ def variable_text(key: str) -> str | None:
     from airflow.sdk import Variable
 
     return Variable.get(key, default=None)
+
+
+def notify_with_text_part(notifier: Any, text: str, context: Any) -> None:
+    """``notifier.notify(context)``, an ``SmtpNotifier``'s e-mail carrying ``text`` as a text/plain part
+    beside its HTML one (multipart/alternative: mail clients that show no HTML, and filters, read the text).
+
+    The smtp provider (2.x to 3.2, checked with the versions Airflow 3.1.8 and 3.3.2 install) builds the
+    message in ``SmtpHook._build_mime_message`` with one text/html part and offers no text part: that one
+    call of the notifier's own hook is wrapped. Another provider layout sends the HTML part alone."""
+    from email.mime.multipart import MIMEMultipart
+    from email.mime.text import MIMEText
+
+    hook = getattr(notifier, "hook", None)
+    build = getattr(hook, "_build_mime_message", None)
+    if build is None:
+        notifier.notify(context)
+        return
+
+    def build_with_text(*args: Any, **kwargs: Any) -> Any:
+        message, recipients = build(*args, **kwargs)
+        parts = message.get_payload()
+        html_part = next((p for p in parts if p.get_content_type() == "text/html"), None)
+        if html_part is not None:
+            alternative = MIMEMultipart("alternative")
+            alternative.attach(MIMEText(text, "plain", "utf-8"))
+            alternative.attach(html_part)
+            parts[parts.index(html_part)] = alternative
+        return message, recipients
+
+    hook._build_mime_message = build_with_text
+    try:
+        notifier.notify(context)
+    finally:
+        del hook._build_mime_message

@@ -532,9 +532,11 @@ def shipped_destinations_doc(integration: Integration, include_dir: Path = INCLU
     return head + "\n".join(rows) + "\n"
 
 
-if __name__ == "__main__":  # python -m subscription_exports.config check [FILE ...]
+if __name__ == "__main__":  # python -m subscription_exports.config check [FILE ...]: the older form
+    # By name, not an import of config_check (config_check -> alerts -> config would close a circle).
+    import runpy
     import sys
 
-    from subscription_exports.config_check import main
-
-    sys.exit(main())
+    sys.argv[0] = "python -m subscription_exports"
+    sys.argv.insert(1, "config")
+    runpy.run_module("subscription_exports", run_name="__main__")

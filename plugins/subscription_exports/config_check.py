@@ -56,7 +56,7 @@ def _integration_of(path: Path, dag_id: str | None) -> Integration | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m subscription_exports.config",
+        prog="python -m subscription_exports config",
         description="Validate destination files: every problem of every destination; exit 1 if any.",
     )
     commands = parser.add_subparsers(dest="command", required=True)

@@ -445,22 +445,44 @@ def _conn_problem(exc: Exception, conn_id: str) -> str:
 )
 def export_tables(destination: str, window: dict[str, str], integration_id: str) -> dict[str, Any]:
     """Validate, check and export one destination (read as it is now); one summary line and one
-    Asset event per table. Returns only {destination, window, rows per table} (dry_run: true on dry runs)."""
-    started = time.monotonic()
+    Asset event per table. Returns only {destination, window, rows per table} (dry_run: true on dry runs);
+    the XCom ``DELIVERY_KEY`` keeps the outcome for the deliveries page (read from the metadata database,
+    without logs or S3): per table bucket, key, manifest_key and bytes, or the failed try's one-line cause."""
     # The label first: Airflow renders map_index_template from this context when the task ends, also
     # when it fails, so the map index shows the destination's name whatever fails below.
     context = get_current_context()
     _label(context, destination)
     try:
-        return _export_destination(context, started, destination, window, integration_id)
+        return _export_destination(context, destination, window, integration_id)
     except Exception as exc:
         exception_for_callbacks(context, exc)  # the failure alert's cause (alerts.py)
+        _record_failure(context, exc, destination)
         raise
 
 
-def _export_destination(
-    context: Any, started: float, destination: str, window: dict[str, str], integration_id: str
-) -> dict[str, Any]:
+# The XCom of a map index's outcome, read by the deliveries page: {"rows": {table: rows}, "objects": {table:
+# {bucket, key, manifest_key, bytes}}} when it delivered ({"rows", "dry_run": true} on a dry run); {"cause":
+# the ERROR line as logged, "table", "try_number"} when a try failed. Airflow clears a map index's XComs
+# when it runs again, so it is the latest try's only. Not in the return value, whose `Done. Returned value
+# was: ...` log line stays short.
+DELIVERY_KEY = "delivery"
+
+
+def _record_failure(context: Any, exc: BaseException, destination: str) -> None:
+    """Keep the failed try's cause where a query can read it; never hides the failure itself."""
+    from subscription_exports import alerts_airflow
+
+    ti = context["ti"]
+    table = context.get(alerts.FAILED_TABLE_KEY)
+    cause = alerts_airflow.redact(alerts.failure_cause(exc, destination, table))
+    try:
+        ti.xcom_push(key=DELIVERY_KEY, value={"cause": cause, "table": table, "try_number": ti.try_number})
+    except Exception as push_error:
+        log.warning("cause of %s not kept for the deliveries page: %s", destination, push_error)
+
+
+def _export_destination(context: Any, destination: str, window: dict[str, str], integration_id: str) -> dict[str, Any]:
+    started = time.monotonic()
     from subscription_exports import loading
 
     loading.load_export_modules()
@@ -498,6 +520,7 @@ def _export_destination(
         # A configuration error (undefined connection, unsupported type): retrying cannot help.
         _fail(f"{where}: {_conn_problem(exc, own.source_conn_id)}")
     rows: dict[str, int] = {}
+    objects: dict[str, dict[str, Any]] = {}
     # Lineage for a hook lineage reader (the OpenLineage provider), reported per exported table;
     # None (nothing queried, nothing reported) on dry runs and when no reader is installed.
     reporter = None if dry_run else lineage.for_export(dest.name, dialect, connection)
@@ -507,9 +530,14 @@ def _export_destination(
                 if dry_run:
                     rows[table] = _dry_run_table(integration, table, dest, win, dialect, connection)
                 else:
-                    rows[table] = _export_table(
+                    result = _export_table(
                         context, integration, table, dest, win, dialect, connection, client, reporter
                     )
+                    rows[table] = result.rows
+                    objects[table] = {
+                        "bucket": result.bucket, "key": result.key, "manifest_key": result.manifest_key,
+                        "bytes": result.bytes,
+                    }  # fmt: skip
             except custom_transform.TransformError as exc:
                 # The destination's step returned what cannot be the file, or cannot run: the same
                 # step on the same rows gives the same result, so no retry. Nothing of this table was written.
@@ -524,6 +552,8 @@ def _export_destination(
         connection.close()
     marks["export"] = time.monotonic()
     _log_timings(dest.name, started, marks)
+    delivery = {"rows": rows} | ({"dry_run": True} if dry_run else {"objects": objects})
+    context["ti"].xcom_push(key=DELIVERY_KEY, value=delivery)
     return {"destination": dest.name, "window": win.label, "rows": rows} | ({"dry_run": True} if dry_run else {})
 
 
@@ -566,7 +596,7 @@ def _export_table(
     connection: Any,
     client: Any,
     reporter: Any = None,
-) -> int:
+) -> Any:
     from subscription_exports import exporter
 
     result = exporter.export_table(
@@ -589,7 +619,7 @@ def _export_table(
     context["outlet_events"][asset].extra = _event_extra(result, win, dest, context["run_id"])
     if reporter:  # after the export succeeded: the tables its SQL read, the data object it wrote
         reporter.exported(source_tables=integration.table(table).source_tables, bucket=result.bucket, key=result.key)
-    return result.rows
+    return result
 
 
 def _event_extra(result: Any, window: Any, dest: Any, run_id: str) -> dict[str, Any]:
